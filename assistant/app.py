@@ -1,0 +1,73 @@
+"""Wiring: builds the store, embedder, BM25 loader, searcher and backend from Settings.
+
+The CLI, the UI and the eval harness all go through one ``App``, so they run
+the same functions. Everything is created lazily on first use (opening Chroma
+or loading the model costs seconds) and injected downward; nothing here holds
+retrieval or answer logic of its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from assistant.settings import Settings
+
+
+class App:
+    def __init__(self, settings: Settings, embedder=None, backend=None, client=None):
+        self.settings = settings
+        self._embedder = embedder
+        self._backend = backend
+        self._client = client
+        self._lock = threading.RLock()
+
+    @cached_property
+    def client(self):
+        from assistant.store import make_client
+
+        return self._client or make_client(self.settings.store_dir, self.settings.chroma_url)
+
+    @cached_property
+    def embedder(self):
+        from assistant.embeddings import make_embedder
+
+        return self._embedder or make_embedder(self.settings)
+
+    @cached_property
+    def library(self):
+        from assistant.store import Library
+
+        return Library(self.client, self.settings.library, self.embedder.name)
+
+    def bm25(self):
+        from assistant.bm25 import load_or_build
+
+        location = self.settings.chroma_url or str(self.settings.store_dir)
+        return load_or_build(self.library, self.settings.bm25_dir, location)
+
+    @cached_property
+    def searcher(self):
+        from assistant.retrieval import FusionConfig, Searcher
+
+        fusion = FusionConfig(method=self.settings.fusion, dense_weight=self.settings.fusion_weight, rrf_k=self.settings.rrf_k)
+        return Searcher(self.library, self.embedder, self.bm25, fusion)
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None):
+        return self.searcher.search(query, k=k or self.settings.top_k, mode=mode or self.settings.retriever)
+
+    def ingest(self, paths: list[Path], fmt: str | None = None, progress: bool = False, on_progress=None):
+        from ingest.pipeline import ingest
+
+        with self._lock:
+            return ingest(
+                paths,
+                self.library,
+                self.embedder,
+                fmt=fmt,
+                chunk_tokens=self.settings.chunk_tokens,
+                lock_dir=self.settings.home / "locks",
+                progress=progress,
+                on_progress=on_progress,
+            )

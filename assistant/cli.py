@@ -1,0 +1,208 @@
+"""The ``assistant`` command: a thin Typer shell over App and the answer/eval functions.
+
+Every command turns user errors into one line on stderr and a non-zero exit;
+tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Research assistant: cited answers over a library of paper abstracts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+papers_app = typer.Typer(help="Browse the papers in a library.", no_args_is_help=True)
+app.add_typer(papers_app, name="papers")
+
+DEFAULT_DATA = Path("data")
+
+Library = Annotated[Optional[str], typer.Option("--library", "-l", help="Library name (default: 'default').")]
+ChromaUrl = Annotated[Optional[str], typer.Option("--chroma-url", help="Chroma server URL, http://host:port.")]
+Retriever = Annotated[Optional[str], typer.Option("--retriever", "-r", help="hybrid, dense or bm25.")]
+TopK = Annotated[Optional[int], typer.Option("-k", "--top-k", help="Number of papers.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line."""
+
+
+def _settings(**overrides):
+    from pydantic import ValidationError
+
+    from assistant.settings import load_settings
+
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise UserError(f"invalid setting {field}: {err['msg']}") from None
+
+
+def _app(**overrides):
+    from assistant.app import App
+
+    return App(_settings(**overrides))
+
+
+@contextmanager
+def _user_errors():
+    """Known failures become one line on stderr and exit status 1."""
+    from assistant.store import StoreError
+    from ingest.pipeline import LibraryBusy
+
+    try:
+        yield
+    except (UserError, StoreError, LibraryBusy, ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _print_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders (default: data/).")] = None,
+    library: Library = None,
+    chroma_url: ChromaUrl = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="Force a format: daily-papers, json, jsonl, arxiv, hf-daily, csv, bibtex.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Read paper files into a library (unchanged papers are not embedded again)."""
+    from ingest.readers import FORMATS
+
+    with _user_errors():
+        if fmt and fmt not in FORMATS:
+            raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        a = _app(library=library, chroma_url=chroma_url)
+        report = a.ingest(paths or [DEFAULT_DATA], fmt=fmt, progress=not as_json and sys.stderr.isatty())
+        if as_json:
+            _print_json(report.to_dict())
+        else:
+            for line in report.lines():
+                typer.echo(line)
+        if not report.ok:
+            typer.echo("error: nothing could be ingested", err=True)
+            raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", "--top-k", help="Number of papers.")] = 10,
+    retriever: Retriever = None,
+    library: Library = None,
+    chroma_url: ChromaUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Find the papers most relevant to a query."""
+    with _user_errors():
+        a = _app(library=library, chroma_url=chroma_url, retriever=retriever)
+        _require_papers(a)
+        hits = a.search(query, k=k)
+        if as_json:
+            _print_json([{k_: v for k_, v in h.to_dict().items() if k_ != "abstract"} for h in hits])
+            return
+        if not hits:
+            typer.echo("no matching papers")
+        for i, h in enumerate(hits, 1):
+            typer.echo(f"{i:>2}. {h.title}  [{h.paper_id}]  score {h.score:.3f}")
+            if h.chunks:
+                snippet = h.chunks[0]
+                typer.echo(f"    {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
+
+
+@papers_app.command("list")
+def papers_list(library: Library = None, chroma_url: ChromaUrl = None, as_json: AsJson = False) -> None:
+    """List the papers in a library."""
+    with _user_errors():
+        a = _app(library=library, chroma_url=chroma_url)
+        papers = sorted(a.library.iter_papers(), key=lambda p: p.title.lower())
+        if as_json:
+            _print_json([{"paper_id": p.paper_id, "title": p.title, "date": p.date} for p in papers])
+            return
+        for p in papers:
+            typer.echo(f"{p.paper_id}  {p.title}")
+        typer.echo(f"{len(papers)} papers", err=True)
+
+
+@papers_app.command("show")
+def papers_show(
+    paper_id: Annotated[str, typer.Argument(help="A paper id from `papers list`.")],
+    library: Library = None,
+    chroma_url: ChromaUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show one paper: title, metadata and the full abstract."""
+    with _user_errors():
+        a = _app(library=library, chroma_url=chroma_url)
+        found = a.library.get_papers([paper_id])
+        if not found:
+            raise UserError(f"no paper {paper_id!r} in library {a.settings.library!r} (see `assistant papers list`)")
+        p = found[0]
+        if as_json:
+            _print_json(p.to_dict())
+            return
+        typer.echo(p.title)
+        for label, value in (("id", p.paper_id), ("authors", ", ".join(p.authors)), ("date", p.date), ("url", p.url), ("source", p.source)):
+            if value:
+                typer.echo(f"{label}: {value}")
+        typer.echo("")
+        typer.echo(p.abstract)
+
+
+@app.command()
+def libraries(chroma_url: ChromaUrl = None, as_json: AsJson = False) -> None:
+    """List the libraries in the store."""
+    from assistant.store import list_libraries
+
+    with _user_errors():
+        a = _app(chroma_url=chroma_url)
+        rows = list_libraries(a.client)
+        if as_json:
+            _print_json(rows)
+            return
+        if not rows:
+            typer.echo("no libraries yet: run `assistant ingest`")
+        for r in rows:
+            typer.echo(f"{r['library']:<20} {r['embedding_model']:<24} {r['papers']:>7} papers {r['chunks']:>8} chunks")
+
+
+@app.command()
+def config(as_json: AsJson = False) -> None:
+    """Show the effective configuration (secrets masked)."""
+    with _user_errors():
+        values = _settings().masked()
+        if as_json:
+            _print_json(values)
+            return
+        for key, value in values.items():
+            typer.echo(f"{key} = {value}")
+
+
+def _require_papers(a) -> None:
+    if a.library.count_papers() == 0:
+        raise UserError(f"library {a.settings.library!r} is empty: run `assistant ingest` first")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

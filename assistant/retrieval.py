@@ -1,0 +1,174 @@
+"""Retrieval: dense (Chroma) and BM25 over chunks, fused, grouped by paper.
+
+``Searcher.search`` is the one function every caller uses (CLI, answer step,
+UI, eval). ``PaperRetriever`` wraps it as a llama-index retriever so a query
+engine can plug it in. Scores:
+
+* dense: cosine similarity of the query to the paper's best chunk (the
+  scale the decline threshold is set on; not Chroma's exp(-distance));
+* bm25: the paper's best chunk BM25 score;
+* hybrid: a fusion of the two rankings — reciprocal rank fusion, or a convex
+  combination of the normalised scores (``fusion``), measured in eval/.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from assistant.types import Hit
+
+MODES = ("hybrid", "dense", "bm25")
+
+
+@dataclass
+class FusionConfig:
+    method: str = "convex"  # "rrf" or "convex"
+    dense_weight: float = 0.5  # convex: weight of the dense score (BM25 gets the rest)
+    rrf_k: int = 60
+    pool: int = 100  # chunks fetched from each retriever before grouping
+
+
+class Searcher:
+    """Searches one library. Dependencies are injected: store.Library, an embedder, a BM25 loader."""
+
+    def __init__(self, library, embedder, bm25_loader: Callable[[], object], fusion: FusionConfig | None = None):
+        self.library = library
+        self.embedder = embedder
+        self.bm25_loader = bm25_loader
+        self.fusion = fusion or FusionConfig()
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    # -- signals -------------------------------------------------------------------
+
+    def query_vector(self, query: str) -> np.ndarray:
+        vec = self._query_vectors.get(query)
+        if vec is None:
+            vec = self.embedder.embed_query(query)
+            self._query_vectors[query] = vec
+            if len(self._query_vectors) > 256:
+                self._query_vectors.popitem(last=False)
+        return vec
+
+    def dense_scores(self, query: str, pool: int) -> dict[str, tuple[float, str]]:
+        """paper_id -> (best chunk cosine similarity, chunk text), best first."""
+        best: dict[str, tuple[float, str]] = {}
+        for m in self.library.query(self.query_vector(query), pool):
+            if m.paper_id not in best:  # Chroma returns nearest first
+                best[m.paper_id] = (m.similarity, m.text)
+        return best
+
+    def bm25_scores(self, query: str, pool: int) -> dict[str, tuple[float, str]]:
+        """paper_id -> (best chunk BM25 score, chunk id), best first."""
+        index = self.bm25_loader()
+        best: dict[str, tuple[float, str]] = {}
+        for row, score in index.search(query, pool):
+            pid = index.paper_ids[row]
+            if pid not in best:
+                best[pid] = (score, index.chunk_ids[row])
+        return best
+
+    # -- search --------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", with_abstracts: bool = True) -> list[Hit]:
+        """The k most relevant papers for ``query``, best first."""
+        if mode not in MODES:
+            raise ValueError(f"unknown retriever {mode!r}: choose one of {', '.join(MODES)}")
+        query = query.strip()
+        if not query or k <= 0:
+            return []
+        pool = max(self.fusion.pool, 3 * k)
+        dense = self.dense_scores(query, pool) if mode in ("hybrid", "dense") else {}
+        sparse = self.bm25_scores(query, pool) if mode in ("hybrid", "bm25") else {}
+        if mode == "dense":
+            ranked = [(pid, s) for pid, (s, _) in dense.items()]
+        elif mode == "bm25":
+            ranked = [(pid, s) for pid, (s, _) in sparse.items()]
+        else:
+            self._fill_dense(query, dense, sparse)
+            ranked = self._fuse(dense, sparse)
+        ranked = ranked[:k]
+        hits = []
+        dense_rank = {pid: i + 1 for i, pid in enumerate(dense)}
+        sparse_rank = {pid: i + 1 for i, pid in enumerate(sparse)}
+        for pid, score in ranked:
+            hit = Hit(paper_id=pid, title="", score=float(score))
+            if pid in dense:
+                hit.dense = dense[pid][0]
+                hit.chunks.append(dense[pid][1])
+                hit.ranks["dense"] = dense_rank[pid]
+            if pid in sparse:
+                hit.bm25 = sparse[pid][0]
+                hit.ranks["bm25"] = sparse_rank[pid]
+            hits.append(hit)
+        self._attach_papers(hits, with_abstracts)
+        return hits
+
+    def _fill_dense(self, query: str, dense: dict, sparse: dict) -> None:
+        # Papers found only by BM25 still get their true dense similarity, so the
+        # fusion and the decline threshold never see a missing signal.
+        missing = [pid for pid in sparse if pid not in dense]
+        if missing:
+            exact = self.library.chunk_similarities(self.query_vector(query), missing)
+            for pid in missing:
+                if pid in exact:
+                    dense[pid] = exact[pid]
+
+    def _fuse(self, dense: dict, sparse: dict) -> list[tuple[str, float]]:
+        cfg = self.fusion
+        ids = list(dict.fromkeys(list(dense) + list(sparse)))
+        if cfg.method == "rrf":
+            d_order = sorted(dense, key=lambda p: -dense[p][0])
+            s_rank = {pid: i for i, pid in enumerate(sparse)}
+            d_rank = {pid: i for i, pid in enumerate(d_order)}
+            fused = {
+                pid: (1.0 / (cfg.rrf_k + d_rank[pid] + 1) if pid in d_rank else 0.0)
+                + (1.0 / (cfg.rrf_k + s_rank[pid] + 1) if pid in s_rank else 0.0)
+                for pid in ids
+            }
+        else:
+            d = np.asarray([dense[p][0] if p in dense else 0.0 for p in ids], dtype=np.float64)
+            s = np.asarray([sparse[p][0] if p in sparse else 0.0 for p in ids], dtype=np.float64)
+            s_norm = s / s.max() if s.max() > 0 else s
+            lo = d.min() if len(d) else 0.0
+            d_norm = (d - lo) / (d.max() - lo) if len(d) and d.max() > lo else np.zeros_like(d)
+            scores = cfg.dense_weight * d_norm + (1 - cfg.dense_weight) * s_norm
+            fused = dict(zip(ids, scores.tolist()))
+        return sorted(fused.items(), key=lambda kv: -kv[1])
+
+    def _attach_papers(self, hits: list[Hit], with_abstracts: bool) -> None:
+        papers = {p.paper_id: p for p in self.library.get_papers([h.paper_id for h in hits])}
+        for hit in hits:
+            paper = papers.get(hit.paper_id)
+            if paper:
+                hit.title = paper.title
+                if with_abstracts:
+                    hit.abstract = paper.abstract
+                if not hit.chunks:
+                    hit.chunks.append(paper.abstract[:300])
+
+
+def make_llama_retriever(searcher: Searcher, k: int = 8, mode: str = "hybrid"):
+    """The searcher as a llama-index retriever: one NodeWithScore per paper (text = full abstract)."""
+    from llama_index.core.retrievers import BaseRetriever
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    class PaperRetriever(BaseRetriever):
+        def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+            hits = searcher.search(query_bundle.query_str, k=k, mode=mode)
+            return [
+                NodeWithScore(
+                    node=TextNode(
+                        id_=h.paper_id,
+                        text=h.abstract,
+                        metadata={"title": h.title, "paper_id": h.paper_id, "dense": h.dense, "bm25": h.bm25},
+                    ),
+                    score=h.score,
+                )
+                for h in hits
+            ]
+
+    return PaperRetriever()

@@ -1,0 +1,135 @@
+"""Typed settings: one object, env prefix ``ASSISTANT_``, optional TOML file, CLI flags override.
+
+Every field has a default and a description; the descriptions are the
+configuration docs (``assistant config`` prints them with secrets masked).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_HOME = Path("~/.research-assistant")
+LOCAL_MODEL = "all-MiniLM-L6-v2"
+
+
+def _config_file() -> Path:
+    """The TOML file read for settings: ``ASSISTANT_CONFIG`` or ``<home>/config.toml``."""
+    explicit = os.environ.get("ASSISTANT_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = Path(os.environ.get("ASSISTANT_HOME", str(DEFAULT_HOME))).expanduser()
+    return home / "config.toml"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Env vars: ASSISTANT_<FIELD> (OPENAI_API_KEY also read)."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(DEFAULT_HOME, description="Folder for the embedded Chroma store, BM25 indexes and eval reports.")
+    library: str = Field("default", description="Library (one Chroma collection per library and embedding model).")
+    chroma_url: str = Field("", description="Chroma server URL (http://host:port); empty uses the embedded store under home.")
+
+    embedding_provider: Literal["local", "openai"] = Field("local", description="'local' (all-MiniLM-L6-v2 from the wheel) or 'openai'.")
+    embedding_model: str = Field(LOCAL_MODEL, description="Embedding model name (local: all-MiniLM-L6-v2; openai: e.g. text-embedding-3-small).")
+    embedding_batch_size: int = Field(64, description="Texts per embedding batch.")
+    chunk_tokens: int = Field(256, description="Largest chunk in the embedding model's tokens, title included.")
+
+    retriever: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Default retriever.")
+    top_k: int = Field(8, ge=1, le=100, description="Papers retrieved per question.")
+    fusion: Literal["rrf", "convex"] = Field("convex", description="How hybrid fuses dense and BM25 rankings.")
+    fusion_weight: float = Field(0.5, ge=0.0, le=1.0, description="Dense weight in convex fusion (BM25 gets 1 - weight).")
+    rrf_k: int = Field(60, description="Constant of reciprocal rank fusion.")
+    min_relevance: float = Field(0.30, description="Decline when the best paper's dense cosine similarity is below this.")
+
+    backend: Literal["extractive", "openai", "openai-compatible"] = Field("extractive", description="Answer backend.")
+    llm_model: str = Field("gpt-4o-mini", description="Model name for the openai / openai-compatible backends.")
+    llm_base_url: str = Field("", description="Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1).")
+    llm_api_key: SecretStr = Field(SecretStr(""), description="API key for the LLM; falls back to OPENAI_API_KEY.")
+    llm_context_window: int = Field(8192, description="Context window of the model, in tokens.")
+    llm_max_tokens: int = Field(512, description="Largest answer, in tokens.")
+    llm_timeout: float = Field(60.0, description="Seconds before an LLM request times out.")
+    llm_max_retries: int = Field(3, description="Retries on 429 and 5xx, with backoff (honours Retry-After).")
+    llm_temperature: float = Field(0.1, description="Sampling temperature.")
+
+    ui_host: str = Field("127.0.0.1", description="Address the chat page binds to.")
+    ui_port: int = Field(7860, description="Port of the chat page.")
+    ui_auth: SecretStr = Field(SecretStr(""), description="Optional 'user:password' login for the chat page.")
+    ui_concurrency: int = Field(4, description="Questions answered at once by the chat page.")
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, v: Any) -> Path:
+        return Path(str(v)).expanduser()
+
+    @field_validator("library")
+    @classmethod
+    def _check_library(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", v):
+            raise ValueError("library names use letters, digits, '.', '_' and '-', starting with a letter or digit")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags (init) beat env vars, which beat the TOML file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+
+    def api_key(self) -> str:
+        return self.llm_api_key.get_secret_value() or os.environ.get("OPENAI_API_KEY", "")
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        """A copy with the given non-None values replaced and validated (CLI flags)."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        if not values:
+            return self
+        return self.model_validate({**self.model_dump(), **values})
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration with secrets masked, for display."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                raw = value.get_secret_value()
+                value = ("****" + raw[-4:] if len(raw) > 8 else "****") if raw else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        key = os.environ.get("OPENAI_API_KEY", "")
+        out["OPENAI_API_KEY"] = "set (masked)" if key else "not set"
+        return out
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def bm25_dir(self) -> Path:
+        return self.home / "bm25"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from env and TOML, with flags (non-None keyword arguments) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,286 @@
+"""All Chroma access: the chunk vectors and the papers of every library.
+
+No other module talks to Chroma. A library is two collections named after the
+library and the embedding model (so another model never mixes vectors into an
+old collection): ``<library>__<model>__chunks`` (chunk vectors, cosine space)
+and ``<library>__<model>__papers`` (one record per paper: full abstract and
+metadata, with its mean chunk vector; plus one ``__meta__`` record holding the
+library's revision, which the BM25 cache keys on).
+
+Crash safety: a paper's chunks are written before its paper record, and the
+paper record carries the content hash. An ingest killed half-way leaves papers
+without a record (or with an old hash); the next ingest rewrites exactly those,
+and chunk ids are deterministic, so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Iterator
+from urllib.parse import urlparse
+
+import numpy as np
+
+from assistant.types import Chunk, Paper
+
+META_ID = "__meta__"
+CHUNKS = "chunks"
+PAPERS = "papers"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or used; the message is for the user."""
+
+
+def _slug(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", model.split("/")[-1]).strip("-.") or "model"
+
+
+def collection_name(library: str, model: str, kind: str) -> str:
+    return f"{library}__{_slug(model)}__{kind}"
+
+
+def make_client(store_dir, chroma_url: str = ""):
+    """A Chroma client: HTTP when a URL is given, else embedded under ``store_dir``."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if chroma_url:
+        url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+        if not url.hostname:
+            raise StoreError(f"bad Chroma URL {chroma_url!r}: expected http://host:port")
+        try:
+            client = chromadb.HttpClient(
+                host=url.hostname,
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+            client.heartbeat()
+        except Exception as exc:  # chromadb raises several types for an unreachable server
+            raise StoreError(f"cannot reach the Chroma server at {chroma_url}: {_short(exc)}") from None
+        return client
+    store_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(store_dir), settings=chroma_settings)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _flat(paper: Paper, content_hash: str) -> dict:
+    # Chroma metadata must be flat scalars: lists are joined.
+    return {
+        "kind": "paper",
+        "title": paper.title,
+        "authors": "; ".join(paper.authors),
+        "date": paper.date,
+        "url": paper.url,
+        "categories": " ".join(paper.categories),
+        "arxiv_id": paper.arxiv_id,
+        "source": paper.source,
+        "hash": content_hash,
+    }
+
+
+def _paper_from(pid: str, abstract: str, meta: dict) -> Paper:
+    return Paper(
+        paper_id=pid,
+        title=meta.get("title", ""),
+        abstract=abstract or "",
+        authors=[a for a in (meta.get("authors") or "").split("; ") if a],
+        date=meta.get("date", ""),
+        url=meta.get("url", ""),
+        categories=(meta.get("categories") or "").split(),
+        arxiv_id=meta.get("arxiv_id", ""),
+        source=meta.get("source", ""),
+    )
+
+
+@dataclass
+class DenseMatch:
+    chunk_id: str
+    paper_id: str
+    text: str
+    similarity: float  # cosine similarity, 1 - cosine distance
+
+
+class Library:
+    """One library in one Chroma: its chunks and papers collections."""
+
+    def __init__(self, client, library: str, model: str):
+        self.client = client
+        self.library = library
+        self.model = model
+        meta = {"hnsw:space": "cosine", "library": library, "embedding_model": model}
+        try:
+            self.chunks = client.get_or_create_collection(collection_name(library, model, CHUNKS), metadata=meta)
+            self.papers = client.get_or_create_collection(collection_name(library, model, PAPERS), metadata=meta)
+        except Exception as exc:
+            raise StoreError(f"cannot open library {library!r}: {_short(exc)}") from None
+
+    @property
+    def key(self) -> str:
+        return collection_name(self.library, self.model, CHUNKS)
+
+    # -- reading -----------------------------------------------------------------
+
+    def paper_hashes(self) -> dict[str, str]:
+        """paper_id -> content hash of every completely stored paper."""
+        out: dict[str, str] = {}
+        for ids, metas, _ in self._scan(self.papers, include=["metadatas"], where={"kind": "paper"}):
+            out.update({i: m.get("hash", "") for i, m in zip(ids, metas)})
+        return out
+
+    def count_papers(self) -> int:
+        return max(0, self.papers.count() - (1 if self.revision() else 0))
+
+    def count_chunks(self) -> int:
+        return self.chunks.count()
+
+    def get_papers(self, paper_ids: list[str]) -> list[Paper]:
+        """Papers by id, in the order asked; unknown ids are left out."""
+        if not paper_ids:
+            return []
+        got = self.papers.get(ids=list(dict.fromkeys(paper_ids)), include=["documents", "metadatas"])
+        by_id = {i: _paper_from(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        return [by_id[i] for i in paper_ids if i in by_id]
+
+    def iter_papers(self) -> Iterator[Paper]:
+        for ids, metas, docs in self._scan(self.papers, include=["metadatas", "documents"], where={"kind": "paper"}):
+            for i, m, d in zip(ids, metas, docs):
+                yield _paper_from(i, d, m)
+
+    def iter_chunks(self) -> Iterator[tuple[str, str, str]]:
+        """(chunk_id, paper_id, text-with-title) for every chunk."""
+        for ids, metas, docs in self._scan(self.chunks, include=["metadatas", "documents"]):
+            for i, m, d in zip(ids, metas, docs):
+                yield i, m["paper_id"], f"{m.get('title', '')}. {d}"
+
+    def paper_vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
+        got = self.papers.get(ids=paper_ids, include=["embeddings"])
+        return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
+
+    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseMatch]:
+        total = self.chunks.count()
+        if total == 0:
+            return []
+        res = self.chunks.query(
+            query_embeddings=[vector.tolist()],
+            n_results=min(n, total),
+            where=where,
+            include=["metadatas", "documents", "distances"],
+        )
+        return [
+            DenseMatch(cid, meta["paper_id"], doc, 1.0 - float(dist))
+            for cid, meta, doc, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0])
+        ]
+
+    def chunk_similarities(self, vector: np.ndarray, paper_ids: list[str]) -> dict[str, tuple[float, str]]:
+        """Best chunk cosine similarity (and its text) per paper, computed exactly for the given papers."""
+        if not paper_ids:
+            return {}
+        got = self.chunks.get(where={"paper_id": {"$in": paper_ids}}, include=["embeddings", "metadatas", "documents"])
+        if not got["ids"]:
+            return {}
+        sims = np.asarray(got["embeddings"], dtype=np.float32) @ vector
+        best: dict[str, tuple[float, str]] = {}
+        for sim, meta, doc in zip(sims.tolist(), got["metadatas"], got["documents"]):
+            pid = meta["paper_id"]
+            if pid not in best or sim > best[pid][0]:
+                best[pid] = (sim, doc)
+        return best
+
+    def revision(self) -> str:
+        got = self.papers.get(ids=[META_ID], include=["metadatas"])
+        return got["metadatas"][0].get("revision", "") if got["ids"] else ""
+
+    # -- writing -----------------------------------------------------------------
+
+    def write(self, items: list[tuple[Paper, str, list[Chunk], np.ndarray]]) -> None:
+        """Store papers with their chunks and vectors: (paper, content hash, chunks, vectors)."""
+        if not items:
+            return
+        pids = [p.paper_id for p, _, _, _ in items]
+        # Old chunks of these papers go first: an abstract that changed may now have fewer chunks.
+        self.chunks.delete(where={"paper_id": {"$in": pids}})
+        ids, docs, metas, vecs = [], [], [], []
+        for paper, _, chunks, vectors in items:
+            for chunk, vec in zip(chunks, vectors):
+                ids.append(chunk.chunk_id)
+                docs.append(chunk.text)
+                metas.append({"paper_id": paper.paper_id, "index": chunk.index, "title": paper.title})
+                vecs.append(vec)
+        for start in range(0, len(ids), 4000):  # below Chroma's max batch size
+            end = start + 4000
+            self.chunks.upsert(ids=ids[start:end], documents=docs[start:end], metadatas=metas[start:end],
+                               embeddings=np.asarray(vecs[start:end]))
+        # Paper records last: their presence (with the hash) marks the paper complete.
+        paper_vecs = []
+        for _, _, _, vectors in items:
+            mean = np.asarray(vectors).mean(axis=0)
+            paper_vecs.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+        self.papers.upsert(
+            ids=pids,
+            documents=[p.abstract for p, _, _, _ in items],
+            metadatas=[_flat(p, h) for p, h, _, _ in items],
+            embeddings=np.asarray(paper_vecs),
+        )
+
+    def bump_revision(self) -> str:
+        """Mark the library changed (the BM25 cache keys on this)."""
+        rev = uuid.uuid4().hex
+        dim = self._dim()
+        self.papers.upsert(ids=[META_ID], documents=[""], metadatas=[{"kind": "meta", "revision": rev}],
+                           embeddings=[[1.0] + [0.0] * (dim - 1)])
+        return rev
+
+    def delete_papers(self, paper_ids: list[str]) -> None:
+        if paper_ids:
+            self.chunks.delete(where={"paper_id": {"$in": paper_ids}})
+            self.papers.delete(ids=paper_ids)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _dim(self) -> int:
+        got = self.chunks.peek(1)
+        emb = got.get("embeddings")
+        return len(emb[0]) if emb is not None and len(emb) else 384
+
+    @staticmethod
+    def _scan(collection, include: list[str], where: dict | None = None, page: int = 5000):
+        offset = 0
+        while True:
+            got = collection.get(include=include, where=where, limit=page, offset=offset)
+            if not got["ids"]:
+                return
+            yield got["ids"], got.get("metadatas") or [{}] * len(got["ids"]), got.get("documents") or [""] * len(got["ids"])
+            if len(got["ids"]) < page:
+                return
+            offset += page
+
+
+def list_libraries(client) -> list[dict]:
+    """Every library in this Chroma: name, embedding model, paper and chunk counts."""
+    out = []
+    for col in client.list_collections():
+        name = col if isinstance(col, str) else col.name
+        parts = name.split("__")
+        if len(parts) != 3 or parts[2] != PAPERS:
+            continue
+        papers = client.get_collection(name)
+        meta = papers.metadata or {}
+        lib = meta.get("library", parts[0])
+        model = meta.get("embedding_model", parts[1])
+        try:
+            chunks = client.get_collection(collection_name(lib, model, CHUNKS)).count()
+        except Exception:
+            chunks = 0
+        n = papers.count()
+        has_meta = bool(papers.get(ids=[META_ID])["ids"])
+        out.append({"library": lib, "embedding_model": model, "papers": n - int(has_meta), "chunks": chunks})
+    return sorted(out, key=lambda r: (r["library"], r["embedding_model"]))

@@ -1,0 +1,90 @@
+"""Plain data types shared by every layer: papers, chunks, search hits, skipped entries.
+
+Nothing here imports anything else from the project, so readers, the store,
+retrieval and answering can all speak in these terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# The one phrase used to decline, shared by prompts, code and tests.
+DECLINE_PHRASE = "The indexed papers do not answer this."
+
+
+@dataclass
+class Paper:
+    """One citable paper: the unit a user sees and cites."""
+
+    paper_id: str
+    title: str
+    abstract: str
+    authors: list[str] = field(default_factory=list)
+    date: str = ""
+    url: str = ""
+    categories: list[str] = field(default_factory=list)
+    arxiv_id: str = ""
+    source: str = ""  # file (and line) the paper was read from
+
+    def richness(self) -> tuple[int, int]:
+        """How much this record knows; used to keep the richest of duplicates."""
+        filled = sum(bool(v) for v in (self.authors, self.date, self.url, self.categories, self.arxiv_id))
+        return (filled, len(self.abstract))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Skipped:
+    """An input entry that could not be read, with where and why."""
+
+    file: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class ReadResult:
+    """What a reader returns for one file."""
+
+    papers: list[Paper] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    entries: int = 0  # entries seen, read or skipped
+
+
+@dataclass
+class Chunk:
+    """A piece of one abstract, the unit retrieval scores."""
+
+    chunk_id: str
+    paper_id: str
+    index: int
+    text: str  # the abstract sentences in this chunk
+    title: str
+
+    @property
+    def embed_text(self) -> str:
+        # The title is embedded with every chunk so each piece knows its paper.
+        return f"{self.title}. {self.text}"
+
+
+@dataclass
+class Hit:
+    """One paper found by a search, with its best chunks."""
+
+    paper_id: str
+    title: str
+    score: float
+    chunks: list[str] = field(default_factory=list)
+    abstract: str = ""
+    ranks: dict[str, int] = field(default_factory=dict)  # rank per retriever, for explanations
+    dense: float | None = None  # best chunk cosine similarity to the query
+    bm25: float | None = None  # best chunk BM25 score
+
+    def to_dict(self) -> dict:
+        return asdict(self)
