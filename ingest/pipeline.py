@@ -132,6 +132,32 @@ def ingest(
         report.skipped.extend(result.skipped)
         papers.extend(result.papers)
     unique, report.duplicates = dedupe(papers)
+    return ingest_papers(
+        unique, library, embedder, chunk_tokens=chunk_tokens, lock_dir=lock_dir,
+        progress=progress, on_progress=on_progress, report=report, started=started,
+    )
+
+
+def ingest_papers(
+    papers: list[Paper],
+    library,
+    embedder,
+    *,
+    chunk_tokens: int = 256,
+    lock_dir: Path | None = None,
+    progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    report: IngestReport | None = None,
+    started: float | None = None,
+) -> IngestReport:
+    """Store already-read, unique papers: embed the new or changed ones, skip the rest.
+
+    The lower half of ``ingest``, for callers that build Paper objects themselves
+    (the BEIR benchmark loader); papers are not deduplicated here.
+    """
+    started = time.perf_counter() if started is None else started
+    report = report or IngestReport()
+    unique = list(papers)
     report.papers = len(unique)
     if not unique:
         report.seconds = time.perf_counter() - started

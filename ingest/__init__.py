@@ -1,0 +1,1 @@
+"""Ingestion: read input files into Papers (`ingest.readers`), normalise and de-duplicate them (`ingest.normalize`)."""

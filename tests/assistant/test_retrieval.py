@@ -1,0 +1,54 @@
+"""Retrieval on the real bundled library with the real model."""
+
+from __future__ import annotations
+
+import pytest
+
+NPO = "Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning"
+UTK = "Untie the Knots: An Efficient Data Augmentation Strategy for Long-Context Pre-Training in Language Models"
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_search__npo_query_finds_the_npo_paper_first(bundled_app, mode):
+    hits = bundled_app.searcher.search("negative preference optimization", k=5, mode=mode)
+    assert hits[0].title == NPO
+
+
+def test_search__paraphrase_without_distinctive_words_finds_the_paper_in_top_5(bundled_app):
+    # None of: untie, knots, augmentation, long-context, pre-training, chunk, shuffle.
+    question = "training a model to reassemble scrambled pieces of documents so it copes with very long inputs"
+    titles = [h.title for h in bundled_app.searcher.search(question, k=5)]
+    assert UTK in titles
+
+
+def test_search__returns_one_hit_per_paper_with_scores_in_order(bundled_app):
+    hits = bundled_app.searcher.search("machine unlearning for large language models", k=10)
+    ids = [h.paper_id for h in hits]
+    assert len(ids) == len(set(ids)) == 10
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert all(h.abstract and h.title for h in hits)
+
+
+def test_search__hybrid_gives_every_hit_a_true_dense_similarity(bundled_app):
+    hits = bundled_app.searcher.search("zeroth order optimization of prompt embeddings", k=8)
+    assert all(h.dense is not None and -1.0 <= h.dense <= 1.0 for h in hits)
+
+
+def test_search__off_topic_query_has_low_dense_similarity(bundled_app):
+    hits = bundled_app.searcher.search("best pizza dough hydration?", k=5)
+    assert max(h.dense for h in hits) < bundled_app.settings.min_relevance
+
+
+def test_search__unknown_mode_is_a_clear_error(bundled_app):
+    with pytest.raises(ValueError, match="unknown retriever"):
+        bundled_app.searcher.search("anything", mode="magic")
+
+
+def test_llama_retriever__returns_nodes_with_full_abstracts(bundled_app):
+    from assistant.retrieval import make_llama_retriever
+
+    nodes = make_llama_retriever(bundled_app.searcher, k=3).retrieve("negative preference optimization")
+    assert nodes[0].node.metadata["title"] == NPO
+    assert "NPO" in nodes[0].node.get_content()
+    assert len(nodes) == 3
