@@ -52,6 +52,9 @@ class LocalEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise on every command
 
         model = SentenceTransformer(local_model_path(), device=self.device)
         self.max_tokens = model.max_seq_length

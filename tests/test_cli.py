@@ -1,0 +1,67 @@
+"""The CLI through Typer's test runner, on small real libraries."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from assistant.cli import app as cli
+from tests.conftest import FIXTURES
+from tests.ingest.test_pipeline import _papers_jsonl
+
+runner = CliRunner()
+
+
+def test_cli__ingest_reports_counts_and_skips(tmp_path):
+    src = tmp_path / "papers.jsonl"
+    _papers_jsonl(src, 4)
+    out = runner.invoke(cli, ["ingest", str(src), str(FIXTURES / "no_abstract.csv"), "--library", "cli-test"])
+    assert out.exit_code == 0, out.output
+    assert "new: 4" in out.output
+    assert "no_abstract.csv" in out.output  # the skip names the file
+    out = runner.invoke(cli, ["libraries", "--json"])
+    assert {"library": "cli-test", "papers": 4}.items() <= json.loads(out.stdout)[0].items()
+
+
+def test_cli__nothing_ingestable_exits_non_zero(tmp_path):
+    out = runner.invoke(cli, ["ingest", str(tmp_path / "missing.jsonl")])
+    assert out.exit_code == 1
+    assert "missing.jsonl" in out.output and "Traceback" not in out.output
+
+
+def test_cli__unknown_format_is_rejected(tmp_path):
+    out = runner.invoke(cli, ["ingest", str(tmp_path), "--format", "docx"])
+    assert out.exit_code == 1 and "unknown format 'docx'" in out.output
+
+
+def test_cli__bad_library_name_is_one_line(tmp_path):
+    out = runner.invoke(cli, ["search", "x", "--library", "bad name!"])
+    assert out.exit_code == 1 and "invalid setting library" in out.output
+
+
+def test_cli__search_on_empty_library_says_to_ingest():
+    out = runner.invoke(cli, ["search", "anything"])
+    assert out.exit_code == 1 and "assistant ingest" in out.output
+
+
+def test_cli__search_papers_list_and_show(bundled_app):
+    out = runner.invoke(cli, ["search", "negative preference optimization", "-k", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    hits = json.loads(out.stdout)
+    assert len(hits) == 3 and "Negative Preference Optimization" in hits[0]["title"]
+    out = runner.invoke(cli, ["papers", "list", "--json"])
+    assert len(json.loads(out.stdout)) == 241
+    out = runner.invoke(cli, ["papers", "show", hits[0]["paper_id"]])
+    assert out.exit_code == 0 and "NPO" in out.output
+    out = runner.invoke(cli, ["papers", "show", "nope"])
+    assert out.exit_code == 1 and "no paper 'nope'" in out.output
+
+
+def test_cli__config_masks_keys(monkeypatch):
+    monkeypatch.setenv("ASSISTANT_LLM_API_KEY", "sk-secret-value-1234")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-other-secret-9999")
+    out = runner.invoke(cli, ["config"])
+    assert out.exit_code == 0
+    assert "sk-secret" not in out.output and "sk-other" not in out.output
+    assert "llm_api_key = ****1234" in out.output
