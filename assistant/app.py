@@ -71,3 +71,29 @@ class App:
                 progress=progress,
                 on_progress=on_progress,
             )
+
+    @cached_property
+    def backend(self):
+        from assistant.backends import make_backend
+
+        return self._backend or make_backend(self.settings, embed_fn=self.embedder.embed)
+
+    @cached_property
+    def engine(self):
+        from assistant.answer import AnswerEngine
+
+        return AnswerEngine(
+            lambda query, k: self.searcher.search(query, k=k, mode=self.settings.retriever),
+            self.backend,
+            k=self.settings.top_k,
+            min_relevance=self.settings.min_relevance,
+            get_papers=self.library.get_papers,
+        )
+
+    def query_engine(self):
+        """The answer path as a llama-index query engine over the paper retriever."""
+        from assistant.answer import make_query_engine
+        from assistant.retrieval import make_llama_retriever
+
+        retriever = make_llama_retriever(self.searcher, k=self.settings.top_k, mode=self.settings.retriever)
+        return make_query_engine(self.engine, retriever)

@@ -195,9 +195,141 @@ def config(as_json: AsJson = False) -> None:
             typer.echo(f"{key} = {value}")
 
 
+Backend = Annotated[Optional[str], typer.Option("--backend", "-b", help="extractive, openai or openai-compatible.")]
+Model = Annotated[Optional[str], typer.Option("--model", help="LLM model name (LLM backends).")]
+BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL (openai-compatible backend).")]
+
+
+def _answer_app(library, chroma_url, backend, model, base_url, retriever=None, k=None):
+    return _app(library=library, chroma_url=chroma_url, backend=backend, llm_model=model,
+                llm_base_url=base_url, retriever=retriever, top_k=k)
+
+
+def _run_answer(a, question: str, as_json: bool, **kwargs):
+    """Stream one answer to the terminal (or print its JSON); returns the Answer."""
+    from assistant.backends import BackendError
+
+    answer = None
+    try:
+        for event in a.engine.stream(question, **kwargs):
+            if event.kind == "delta" and not as_json:
+                typer.echo(event.text, nl=False)
+                sys.stdout.flush()
+            elif event.kind == "done":
+                answer = event.answer
+    except BackendError as exc:
+        if not as_json:
+            typer.echo("")
+        raise UserError(str(exc)) from None
+    if as_json:
+        _print_json(answer.to_dict())
+    else:
+        typer.echo("")
+        for line in render_references(answer):
+            typer.echo(line)
+    return answer
+
+
+def render_references(answer) -> list[str]:
+    """The reference list and the citation warnings, as terminal lines."""
+    lines: list[str] = []
+    if answer.citations:
+        lines += ["", "References"]
+        for c in answer.citations:
+            mark = "" if c["supported"] else "  (not supported by its abstract)"
+            lines.append(f"[{c['n']}] {c['title']}  ({c['paper_id']}){mark}")
+    if answer.dropped_citations:
+        nums = ", ".join(f"[{n}]" for n in answer.dropped_citations)
+        lines.append(f"Dropped citations with no matching source: {nums}")
+    return lines
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    k: TopK = None,
+    backend: Backend = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    retriever: Retriever = None,
+    mode: Annotated[Optional[str], typer.Option("--mode", help="answer, compare or summarize (default: detected).")] = None,
+    library: Library = None,
+    chroma_url: ChromaUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Answer a question with citations to the papers in the library."""
+    with _user_errors():
+        a = _answer_app(library, chroma_url, backend, model, base_url, retriever, k)
+        _require_papers(a)
+        _run_answer(a, question, as_json, mode=mode)
+
+
+@app.command()
+def summarize(
+    topic: Annotated[Optional[str], typer.Argument(help="Topic to summarise (or use --paper).")] = None,
+    paper: Annotated[Optional[list[str]], typer.Option("--paper", "-p", help="Summarise these paper ids (repeatable).")] = None,
+    k: TopK = None,
+    backend: Backend = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    library: Library = None,
+    chroma_url: ChromaUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Write a cited summary of a topic, or of chosen papers."""
+    with _user_errors():
+        if not topic and not paper:
+            raise UserError("give a topic or at least one --paper ID")
+        a = _answer_app(library, chroma_url, backend, model, base_url, None, k)
+        _require_papers(a)
+        _run_answer(a, topic or "", as_json, mode="summarize", paper_ids=paper or None)
+
+
+@app.command()
+def chat(
+    k: TopK = None,
+    backend: Backend = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    library: Library = None,
+    chroma_url: ChromaUrl = None,
+) -> None:
+    """A conversation in the terminal: follow-up questions are understood from the history."""
+    with _user_errors():
+        a = _answer_app(library, chroma_url, backend, model, base_url, None, k)
+        _require_papers(a)
+        typer.echo("Ask about the papers; 'new' starts over, 'quit' or Ctrl-D ends.")
+        history: list[dict] = []
+        while True:
+            try:
+                question = input("\n> ").strip()
+            except EOFError:
+                typer.echo("")
+                return
+            if question.lower() in ("quit", "exit", "q"):
+                return
+            if question.lower() == "new":
+                history = []
+                typer.echo("(new conversation)")
+                continue
+            if not question:
+                continue
+            try:
+                answer = _run_answer(a, question, False, history=history)
+            except UserError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                continue
+            history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+
+
 def _require_papers(a) -> None:
     if a.library.count_papers() == 0:
         raise UserError(f"library {a.settings.library!r} is empty: run `assistant ingest` first")
+
+
+from eval.cli import eval_app  # noqa: E402  (the eval sub-app; imports nothing heavy at load)
+
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:
