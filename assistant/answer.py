@@ -129,7 +129,7 @@ class AnswerEngine:
         if paper_ids:
             hits = self._hits_for_papers(paper_ids)
             if not question:
-                question = standalone = "Summarise these papers."
+                question = "Summarise these papers."  # shown to the user; the backend gets no topic
         else:
             hits = self._retrieve(standalone, sides, k)
         retrieve_ms = (time.perf_counter() - started) * 1000
@@ -157,7 +157,7 @@ class AnswerEngine:
             yield Event("done", answer=base)
             return
 
-        task = AnswerTask(question=standalone or question, mode=mode, sources=sources, sides=sides, history=history or [])
+        task = AnswerTask(question=standalone, mode=mode, sources=sources, sides=sides, history=history or [])
         gen_started = time.perf_counter()
         pieces: list[str] = []
         for piece in self.backend.stream(task):  # BackendError propagates: never a half answer as complete
