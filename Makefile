@@ -23,7 +23,7 @@ browser:
 
 run: install
 	$(VENV)/bin/assistant ingest data/
-	$(VENV)/bin/assistant search "negative preference optimization for unlearning" -k 5
+	$(VENV)/bin/assistant ui
 
 test: install browser
 	$(PY) -m pytest

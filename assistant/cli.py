@@ -322,6 +322,25 @@ def chat(
             history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
+@app.command()
+def ui(
+    host: Annotated[Optional[str], typer.Option("--host", help="Address to bind (default 127.0.0.1; 0.0.0.0 exposes it).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="Port (default 7860).")] = None,
+    backend: Backend = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    library: Library = None,
+    chroma_url: ChromaUrl = None,
+) -> None:
+    """Serve the chat page in the browser (login from ASSISTANT_UI_AUTH='user:password' when set)."""
+    with _user_errors():
+        a = _app(library=library, chroma_url=chroma_url, backend=backend, llm_model=model,
+                 llm_base_url=base_url, ui_host=host, ui_port=port)
+        from assistant.ui import launch
+
+        launch(a)
+
+
 def _require_papers(a) -> None:
     if a.library.count_papers() == 0:
         raise UserError(f"library {a.settings.library!r} is empty: run `assistant ingest` first")
