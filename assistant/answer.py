@@ -24,7 +24,11 @@ _COMPARE_PATTERNS = [
     re.compile(r"^\s*how\s+(?:does|do|is|are)\s+(?P<a>.+?)\s+(?:differ|different|compare)\s+(?:from|to|with)\s+(?P<b>.+?)\s*[?.!]*\s*$", re.I),
     re.compile(r"^\s*(?P<a>.+?)\s+(?:vs\.?|versus)\s+(?P<b>.+?)\s*[?.!]*\s*$", re.I),
 ]
-_SUMMARY = re.compile(r"^\s*(?:please\s+)?(?:summari[sz]e|give (?:me )?an overview of|overview of)\s+(?P<topic>.+?)\s*[?.!]*\s*$", re.I)
+_SUMMARY = re.compile(
+    r"^\s*(?:please\s+)?(?:summari[sz]e|give (?:me )?an overview of|overview of"
+    r"|what (?:does|do) (?:the )?(?:library|papers|collection|literature) (?:say|says|know|tell us) (?:about|on))\s+(?P<topic>.+?)\s*[?.!]*\s*$",
+    re.I,
+)
 # Words that make a question lean on the conversation before it.
 _FOLLOW_UP = re.compile(r"\b(they|them|their|it|its|these|those|this one|that one|the first|the second|the same|which of)\b|^\s*(and|also|what about|how about)\b", re.I)
 
@@ -120,7 +124,10 @@ class AnswerEngine:
         standalone = self.condense(question, history or []) if question else ""
         sides: list[str] = []
         if mode in (None, "compare"):
-            sides = split_comparison(standalone)
+            # Without an LLM the standalone question is the earlier one plus this one;
+            # only this turn's own words say whether it is a comparison.
+            carried = standalone != question and not getattr(self.backend, "can_complete", False)
+            sides = split_comparison(question if carried else standalone)
             if sides:
                 mode = "compare"
         if mode is None:
