@@ -48,8 +48,9 @@ class Settings(BaseSettings):
 
     retriever: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Default retriever.")
     top_k: int = Field(8, ge=1, le=100, description="Papers retrieved per question.")
-    fusion: Literal["rrf", "convex"] = Field("convex", description="How hybrid fuses dense and BM25 rankings.")
-    fusion_weight: float = Field(0.5, ge=0.0, le=1.0, description="Dense weight in convex fusion (BM25 gets 1 - weight).")
+    fusion: Literal["zscore", "convex", "rrf"] = Field(
+        "zscore", description="How hybrid fuses dense and BM25: zscore (standardised scores), convex (min-max scaled) or rrf (ranks).")
+    fusion_weight: float = Field(0.5, ge=0.0, le=1.0, description="Dense weight in zscore / convex fusion (BM25 gets 1 - weight).")
     rrf_k: int = Field(60, description="Constant of reciprocal rank fusion.")
     # Measured on the bundled library: off-topic questions peak at cosine 0.15, the dev set's
     # answerable questions bottom out at 0.38; 0.25 sits in the gap (README, "Declining").

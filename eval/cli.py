@@ -1,0 +1,118 @@
+"""``assistant eval …``: a thin Typer sub-app over the eval harness (retrieval, beir, compare).
+
+Registered by assistant/cli.py with ``app.add_typer(eval_app, name="eval")``.
+The shared error handling and settings loading come from assistant.cli,
+imported inside each command because assistant.cli imports this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+eval_app = typer.Typer(help="Measure retrieval quality: question sets, BEIR benchmarks, run comparisons.",
+                       no_args_is_help=True)
+
+RunName = Annotated[Optional[str], typer.Option("--run-name", help="Report folder name (default: <kind>-<timestamp>).")]
+ReportsDir = Annotated[Optional[Path], typer.Option("--reports-dir", help="Where report folders go (default: eval/reports).")]
+Retriever = Annotated[Optional[str], typer.Option("--retriever", "-r", help="hybrid, dense or bm25 (default: settings).")]
+
+
+def _summary(folder: Path, groups: dict) -> None:
+    from eval.metrics import LABELS
+    from eval.report import fmt
+
+    for group, values in groups.items():
+        cells = "  ".join(f"{LABELS.get(m, m)} {fmt(v)}" for m, v in values.items() if m != "n")
+        typer.echo(f"{group:<12} n={int(values.get('n', 0)):<4} {cells}")
+    typer.echo(f"report: {folder}")
+
+
+@eval_app.command("retrieval")
+def retrieval(
+    questions: Annotated[Path, typer.Option("--questions", "-q", help="JSONL question set (e.g. eval/datasets/dev.jsonl).")],
+    library: Annotated[Optional[str], typer.Option("--library", "-l", help="Library the questions are about.")] = None,
+    retriever: Retriever = None,
+    k: Annotated[int, typer.Option("-k", help="Cut-off for hit@k.")] = 5,
+    run_name: RunName = None,
+    reports_dir: ReportsDir = None,
+) -> None:
+    """Score retrieval on a question set: hit@k, recall@5/10, MRR@10, nDCG@10 per question type."""
+    from assistant.cli import UserError, _app, _require_papers, _user_errors
+    from eval.report import write_report
+    from eval.retrieval_eval import eval_retrieval
+
+    with _user_errors():
+        if not questions.exists():
+            raise UserError(f"no question file {questions}")
+        a = _app(library=library, retriever=retriever)
+        _require_papers(a)
+        result = eval_retrieval(a, questions, retriever=a.settings.retriever, k=k, progress=True)
+        folder = write_report(result, "retrieval", run_name, reports_dir)
+        _summary(folder, result["groups"])
+
+
+@eval_app.command("beir")
+def beir(
+    folder: Annotated[Path, typer.Argument(help="BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")],
+    split: Annotated[str, typer.Option("--split", help="qrels split to score.")] = "test",
+    retriever: Retriever = None,
+    run_name: RunName = None,
+    reports_dir: ReportsDir = None,
+) -> None:
+    """Index a BEIR corpus into its own library (reused when unchanged) and report nDCG@10, recall@100, MRR@10."""
+    from assistant.cli import UserError, _settings, _user_errors
+    from eval.beir import eval_beir
+    from eval.report import write_report
+
+    with _user_errors():
+        if not (folder / "corpus.jsonl").exists():
+            raise UserError(f"{folder} is not a BEIR folder: no corpus.jsonl")
+        settings = _settings(retriever=retriever)
+        result = eval_beir(folder, split=split, retriever=settings.retriever, settings=settings, progress=True)
+        index = result["index"]
+        typer.echo("index: reused" if index["reused"] else f"index: embedded {index['embedded']} chunks")
+        out = write_report(result, "beir", run_name, reports_dir)
+        _summary(out, {"overall": dict(result["metrics"], n=result["queries"])})
+
+
+@eval_app.command("compare")
+def compare(
+    run_a: Annotated[str, typer.Argument(help="Run name or report folder (A).")],
+    run_b: Annotated[str, typer.Argument(help="Run name or report folder (B).")],
+    reports_dir: ReportsDir = None,
+) -> None:
+    """Markdown table of metric differences between two runs (B − A)."""
+    from assistant.cli import _user_errors
+    from eval.report import compare_runs
+
+    with _user_errors():
+        typer.echo(compare_runs(run_a, run_b, reports_dir))
+
+
+@eval_app.command("answers")
+def answers(
+    questions: Annotated[Path, typer.Option("--questions", "-q", help="JSONL question set (e.g. eval/datasets/dev.jsonl).")],
+    library: Annotated[Optional[str], typer.Option("--library", "-l", help="Library the questions are about.")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="extractive, openai or openai-compatible.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="LLM model (LLM backends).")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    run_name: RunName = None,
+    reports_dir: ReportsDir = None,
+) -> None:
+    """Run the full ask path per question: citation validity, gold recall/precision, key facts, declining, latency."""
+    from assistant.cli import UserError, _app, _require_papers, _user_errors
+    from eval.answers_eval import eval_answers
+    from eval.report import write_report
+
+    with _user_errors():
+        if not questions.exists():
+            raise UserError(f"no question file {questions}")
+        a = _app(library=library, backend=backend, llm_model=model, llm_base_url=base_url)
+        _require_papers(a)
+        result = eval_answers(a, questions, progress=True)
+        folder = write_report(result, "answers", run_name, reports_dir)
+        typer.echo(f"LLM judge: {result['judge']}")
+        _summary(folder, result["groups"])
