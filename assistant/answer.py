@@ -141,7 +141,7 @@ class AnswerEngine:
             hits = self._retrieve(standalone, sides, k)
         retrieve_ms = (time.perf_counter() - started) * 1000
         sources = [
-            Source(n=i, paper_id=h.paper_id, title=h.title, abstract=h.abstract, score=h.score)
+            Source(n=i, paper_id=h.paper_id, title=h.title, abstract=h.abstract, score=h.score, relevance=h.dense)
             for i, h in enumerate(hits, 1)
         ]
         relevance = max((h.dense for h in hits if h.dense is not None), default=None)
@@ -227,7 +227,14 @@ class AnswerEngine:
         answer.dropped_citations = check.dropped
         answer.unsupported_sentences = check.unsupported_sentences
         answer.sources = [
-            {"n": s.n, "paper_id": s.paper_id, "title": s.title, "score": round(s.score, 4), "snippet": _snippet(s.abstract)}
+            {
+                "n": s.n,
+                "paper_id": s.paper_id,
+                "title": s.title,
+                "score": round(s.score, 4),
+                "relevance": None if s.relevance is None else round(s.relevance, 4),
+                "snippet": _snippet(s.abstract),
+            }
             for s in sources
         ]
         answer.timings = _timings(started, retrieve_ms, generate_ms)

@@ -141,7 +141,7 @@ def _card(source, claims: list[str] | None, citation: dict | None) -> str:
     return (
         f'<div class="src" id="src-{source.n}">'
         f'<div class="src-head">[{source.n}] {html.escape(source.title)} '
-        f'<span class="src-score">relevance {source.score:.3f}</span>{badge}</div>'
+        f'<span class="src-score">relevance {_relevance(source)}</span>{badge}</div>'
         f'<div class="src-abstract">{body}</div></div>'
     )
 
@@ -223,3 +223,9 @@ def ingest_summary(report, filename: str) -> str:
             where = f"{Path(s.file).name}:{s.line}" if s.line else Path(s.file).name
             lines.append(f"- {where}: {s.reason}")
     return "\n".join(lines)
+
+
+def _relevance(source) -> str:
+    # Cosine similarity to the question has a known scale; the fused score does not.
+    value = source.relevance if getattr(source, "relevance", None) is not None else source.score
+    return f"{value:.3f}"

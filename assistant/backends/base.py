@@ -30,7 +30,8 @@ class Source:
     paper_id: str
     title: str
     abstract: str
-    score: float = 0.0
+    score: float = 0.0  # the retriever's fused score: orders sources, no fixed scale
+    relevance: float | None = None  # cosine similarity to the question: the scale shown to users
 
 
 @dataclass
