@@ -45,7 +45,7 @@ class App:
         from assistant.bm25 import load_or_build
 
         location = self.settings.chroma_url or str(self.settings.store_dir)
-        return load_or_build(self.library, self.settings.bm25_dir, location)
+        return load_or_build(self.library, self.settings.bm25_dir, location, self.settings.bm25_unit)
 
     @cached_property
     def searcher(self):

@@ -341,6 +341,38 @@ def ui(
         launch(a)
 
 
+@app.command()
+def bench(
+    out: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default: eval/reports/bench-<timestamp>).")] = None,
+    sizes: Annotated[str, typer.Option("--sizes", help="Synthetic library sizes, comma-separated ('' skips scaling).")] = "1000,10000,100000",
+    queries: Annotated[int, typer.Option("--queries", help="Distinct questions per latency measurement.")] = 30,
+    reps: Annotated[int, typer.Option("--reps", help="Repetitions of each cold start.")] = 3,
+    data: Annotated[Path, typer.Option("--data", help="Library to ingest and measure.")] = DEFAULT_DATA / "daily-papers",
+    work: Annotated[Optional[Path], typer.Option("--work", help="Keep temporary homes here (a synthetic library found there is reused).")] = None,
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="Skip the chat page start-up.")] = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Skip the LLM pipeline overhead.")] = False,
+) -> None:
+    """Benchmark ingest, search, ask, cold start, the UI, memory and scaling; writes JSON, Markdown and charts."""
+    from eval.bench import BenchConfig, run_bench
+    from eval.bench_report import targets, write_report
+
+    with _user_errors():
+        try:
+            size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+        except ValueError:
+            raise UserError(f"--sizes takes comma-separated numbers, not {sizes!r}") from None
+        if not data.exists():
+            raise UserError(f"no such file or folder: {data}")
+        cfg = BenchConfig(data=data.resolve(), sizes=size_list, queries=queries, cold_reps=reps,
+                          ui=not no_ui, llm=not no_llm, work=work)
+        result = run_bench(cfg, log=lambda msg: typer.echo(f"[bench] {msg}", err=True))
+        folder = write_report(result, out)
+        for t in targets(result):
+            mark = {True: "ok", False: "MISSED", None: "-"}[t["met"]]
+            typer.echo(f"{t['label']:<45} {t['shown']:>8}  (goal {t['goal']})  {mark}")
+        typer.echo(f"report: {folder}")
+
+
 def _require_papers(a) -> None:
     if a.library.count_papers() == 0:
         raise UserError(f"library {a.settings.library!r} is empty: run `assistant ingest` first")

@@ -1,4 +1,4 @@
-"""Retrieval: dense (Chroma) and BM25 over chunks, fused, grouped by paper.
+"""Retrieval: dense (Chroma chunks) and BM25 (whole papers by default), fused, grouped by paper.
 
 ``Searcher.search`` is the one function every caller uses (CLI, answer step,
 UI, eval). ``PaperRetriever`` wraps it as a llama-index retriever so a query
@@ -6,7 +6,9 @@ engine can plug it in. Scores:
 
 * dense: cosine similarity of the query to the paper's best chunk (the
   scale the decline threshold is set on; not Chroma's exp(-distance));
-* bm25: the paper's best chunk BM25 score;
+* bm25: the paper's BM25 score — of its one row (title twice + abstract) at
+  the default ``paper`` unit, of its best chunk at the ``chunk`` unit
+  (settings.bm25_unit; assistant/bm25.py);
 * hybrid: a fusion of the two signals (``fusion``): ``zscore`` (default) — a
   weighted sum of each signal standardised over the candidate papers;
   ``convex`` — the same with min-max / max scaling; ``rrf`` — reciprocal rank
@@ -85,7 +87,7 @@ class Searcher:
         return best
 
     def bm25_scores(self, query: str, pool: int) -> dict[str, tuple[float, str]]:
-        """paper_id -> (best chunk BM25 score, chunk id), best first."""
+        """paper_id -> (best row BM25 score, row id), best first (a row is a paper or a chunk)."""
         index = self.bm25_loader()
         best: dict[str, tuple[float, str]] = {}
         for row, score in index.search(query, pool):

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
         "zscore", description="How hybrid fuses dense and BM25: zscore (standardised scores), convex (min-max scaled) or rrf (ranks).")
     fusion_weight: float = Field(0.5, ge=0.0, le=1.0, description="Dense weight in zscore / convex fusion (BM25 gets 1 - weight).")
     rrf_k: int = Field(60, description="Constant of reciprocal rank fusion.")
+    bm25_unit: Literal["paper", "chunk"] = Field(
+        "paper", description="What BM25 indexes: paper (title twice + abstract, one row per paper) or chunk (each stored chunk).")
     # Measured on the bundled library: off-topic questions peak at cosine 0.15, the dev set's
     # answerable questions bottom out at 0.38; 0.25 sits in the gap (README, "Declining").
     min_relevance: float = Field(0.25, description="Decline without calling the backend when the best paper's dense cosine similarity is below this.")

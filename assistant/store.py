@@ -15,12 +15,15 @@ and chunk ids are deterministic, so nothing is duplicated.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import urlparse
 
+import httpx
 import numpy as np
 
 from assistant.types import Chunk, Paper
@@ -70,6 +73,37 @@ def make_client(store_dir, chroma_url: str = ""):
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
+
+
+def _guarded(fn):
+    """A Chroma server that stops answering mid-session becomes a StoreError, not a traceback.
+
+    The HTTP client raises httpx transport errors (refused, reset, cut off) from
+    any call once the server is gone; the embedded store never does.
+    """
+
+    def lost(exc: Exception) -> StoreError:
+        return StoreError(f"lost the connection to the Chroma server ({_short(exc)}); start it and try again")
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except httpx.TransportError as exc:
+                raise lost(exc) from None
+
+        return gen
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except httpx.TransportError as exc:
+            raise lost(exc) from None
+
+    return call
 
 
 def _flat(paper: Paper, content_hash: str) -> dict:
@@ -129,6 +163,7 @@ class Library:
 
     # -- reading -----------------------------------------------------------------
 
+    @_guarded
     def paper_hashes(self) -> dict[str, str]:
         """paper_id -> content hash of every completely stored paper."""
         out: dict[str, str] = {}
@@ -136,12 +171,15 @@ class Library:
             out.update({i: m.get("hash", "") for i, m in zip(ids, metas)})
         return out
 
+    @_guarded
     def count_papers(self) -> int:
         return max(0, self.papers.count() - (1 if self.revision() else 0))
 
+    @_guarded
     def count_chunks(self) -> int:
         return self.chunks.count()
 
+    @_guarded
     def get_papers(self, paper_ids: list[str]) -> list[Paper]:
         """Papers by id, in the order asked; unknown ids are left out."""
         if not paper_ids:
@@ -150,21 +188,25 @@ class Library:
         by_id = {i: _paper_from(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
         return [by_id[i] for i in paper_ids if i in by_id]
 
+    @_guarded
     def iter_papers(self) -> Iterator[Paper]:
         for ids, metas, docs in self._scan(self.papers, include=["metadatas", "documents"], where={"kind": "paper"}):
             for i, m, d in zip(ids, metas, docs):
                 yield _paper_from(i, d, m)
 
+    @_guarded
     def iter_chunks(self) -> Iterator[tuple[str, str, str]]:
         """(chunk_id, paper_id, text-with-title) for every chunk."""
         for ids, metas, docs in self._scan(self.chunks, include=["metadatas", "documents"]):
             for i, m, d in zip(ids, metas, docs):
                 yield i, m["paper_id"], f"{m.get('title', '')}. {d}"
 
+    @_guarded
     def paper_vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
         got = self.papers.get(ids=paper_ids, include=["embeddings"])
         return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
 
+    @_guarded
     def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseMatch]:
         total = self.chunks.count()
         if total == 0:
@@ -180,6 +222,7 @@ class Library:
             for cid, meta, doc, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0])
         ]
 
+    @_guarded
     def chunk_similarities(self, vector: np.ndarray, paper_ids: list[str]) -> dict[str, tuple[float, str]]:
         """Best chunk cosine similarity (and its text) per paper, computed exactly for the given papers."""
         if not paper_ids:
@@ -195,12 +238,14 @@ class Library:
                 best[pid] = (sim, doc)
         return best
 
+    @_guarded
     def revision(self) -> str:
         got = self.papers.get(ids=[META_ID], include=["metadatas"])
         return got["metadatas"][0].get("revision", "") if got["ids"] else ""
 
     # -- writing -----------------------------------------------------------------
 
+    @_guarded
     def write(self, items: list[tuple[Paper, str, list[Chunk], np.ndarray]]) -> None:
         """Store papers with their chunks and vectors: (paper, content hash, chunks, vectors)."""
         if not items:
@@ -231,6 +276,7 @@ class Library:
             embeddings=np.asarray(paper_vecs),
         )
 
+    @_guarded
     def bump_revision(self) -> str:
         """Mark the library changed (the BM25 cache keys on this)."""
         rev = uuid.uuid4().hex
@@ -239,6 +285,7 @@ class Library:
                            embeddings=[[1.0] + [0.0] * (dim - 1)])
         return rev
 
+    @_guarded
     def delete_papers(self, paper_ids: list[str]) -> None:
         if paper_ids:
             self.chunks.delete(where={"paper_id": {"$in": paper_ids}})
@@ -264,6 +311,7 @@ class Library:
             offset += page
 
 
+@_guarded
 def list_libraries(client) -> list[dict]:
     """Every library in this Chroma: name, embedding model, paper and chunk counts."""
     out = []

@@ -84,7 +84,7 @@ class Hit:
     abstract: str = ""
     ranks: dict[str, int] = field(default_factory=dict)  # rank per retriever, for explanations
     dense: float | None = None  # best chunk cosine similarity to the query
-    bm25: float | None = None  # best chunk BM25 score
+    bm25: float | None = None  # BM25 score (paper row, or best chunk at the chunk unit)
 
     def to_dict(self) -> dict:
         return asdict(self)

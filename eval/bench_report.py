@@ -1,0 +1,245 @@
+"""Benchmark reports: report.json, report.md (figures and targets) and PNG charts for one ``assistant bench`` run."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+REPORTS_DIR = Path(__file__).resolve().parent / "reports"
+
+# The targets from the performance issue (2-core machine).
+TARGETS = {
+    "ingest_vs_raw": 0.85,  # pipeline throughput / raw encoder throughput, at least
+    "hybrid_p50_ms_bundled": 30.0,
+    "hybrid_p50_ms_100k": 150.0,
+    "ask_cold_s": 5.0,
+    "memory_mb_100k": 2048.0,
+}
+
+
+def default_folder(root: Path | None = None) -> Path:
+    return Path(root or REPORTS_DIR) / f"bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _get(d: dict | None, *keys, default=None):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def _row_at(result: dict, papers: int) -> dict | None:
+    return next((r for r in result.get("scaling") or [] if r.get("papers") == papers), None)
+
+
+def targets(result: dict) -> list[dict]:
+    """Each target with its measured value and whether it is met (None where not measured)."""
+    at100k = _row_at(result, 100_000)
+    measured = {
+        "ingest_vs_raw": _get(result, "ingest", "pipeline_vs_raw"),
+        "hybrid_p50_ms_bundled": _get(result, "warm", "search", "hybrid", "p50"),
+        "hybrid_p50_ms_100k": _get(at100k, "search", "latency", "hybrid", "p50"),
+        "ask_cold_s": (_get(result, "cold", "ask", "p50") or 0) / 1000 or None,
+        "memory_mb_100k": max(_get(at100k, "build", "peak_rss_mb", default=0), _get(at100k, "search", "peak_rss_mb", default=0)) or None,
+    }
+    labels = {
+        "ingest_vs_raw": ("ingest throughput / raw encoder", "≥", "{:.0%}"),
+        "hybrid_p50_ms_bundled": ("hybrid search p50, bundled library (ms)", "≤", "{:.1f}"),
+        "hybrid_p50_ms_100k": ("hybrid search p50, 100k papers (ms)", "≤", "{:.1f}"),
+        "ask_cold_s": ("`assistant ask` cold start, median (s)", "≤", "{:.2f}"),
+        "memory_mb_100k": ("peak RSS at 100k papers (MiB)", "≤", "{:.0f}"),
+    }
+    out = []
+    for key, goal in TARGETS.items():
+        label, op, f = labels[key]
+        value = measured[key]
+        met = None if value is None else (value >= goal if op == "≥" else value <= goal)
+        out.append({"target": key, "label": label, "goal": f"{op} {f.format(goal)}", "value": value,
+                    "shown": "—" if value is None else f.format(value), "met": met})
+    return out
+
+
+def write_report(result: dict, folder: Path | None = None) -> Path:
+    folder = Path(folder) if folder else default_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    result = dict(result, targets=targets(result))
+    (folder / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    charts = _charts(result, folder)
+    (folder / "report.md").write_text(render_markdown(result, charts))
+    return folder
+
+
+def _ms(s: dict | None) -> str:
+    if not s or not s.get("n"):
+        return "—"
+    return f"{s['p50']:.1f} / {s['p95']:.1f}"
+
+
+def render_markdown(result: dict, charts: list[str] = ()) -> str:
+    m = result.get("machine", {})
+    lines = [
+        "# Performance benchmark",
+        "",
+        f"Machine: {m.get('cpus')} CPUs, {m.get('memory_gb', '?')} GB, Python {m.get('python')}. "
+        f"Load average (1/5/15 min) before: {result.get('load_before')}, after: {result.get('load_after')}. "
+        f"Commit {(result.get('git') or {}).get('commit', '')[:10]}{' (dirty)' if (result.get('git') or {}).get('dirty') else ''}. "
+        f"Run took {result.get('seconds', 0):.0f} s.",
+        "",
+        "## Targets",
+        "",
+        "| target | goal | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for t in result.get("targets") or targets(result):
+        met = {True: "yes", False: "**no**", None: "—"}[t["met"]]
+        lines.append(f"| {t['label']} | {t['goal']} | {t['shown']} | {met} |")
+
+    ing = result.get("ingest")
+    if ing:
+        lines += ["", "## Ingest (bundled library)", "",
+                  f"{ing['papers']} papers, {ing['chunks']} chunks, embedding engine `{ing['engine']}` "
+                  f"(model load {ing['model_load_seconds']:.1f} s, not counted below).", "",
+                  "| measure | value |", "|---|---|",
+                  f"| pipeline (read, chunk, embed, write) | {ing['pipeline_seconds']:.1f} s, {ing['pipeline_chunks_per_s']:.1f} chunks/s |",
+                  f"| raw encoder, same chunks (mean of before/after) | {ing['raw_chunks_per_s']:.1f} chunks/s "
+                  f"({', '.join(f'{s:.1f}' for s in ing['raw_seconds'])} s) |",
+                  f"| pipeline / raw | {ing['pipeline_vs_raw']:.0%} |",
+                  f"| re-ingest, unchanged ({ing['reingest_unchanged']} papers) | {ing['reingest_seconds']:.2f} s |"]
+        if "torch_raw_chunks_per_s" in ing:
+            lines.append(f"| raw sentence-transformers (torch), same chunks | {ing['torch_raw_chunks_per_s']:.1f} chunks/s |")
+            lines.append(f"| ONNX vs torch vectors, lowest cosine | {ing['onnx_vs_torch_min_cosine']:.6f} |")
+
+    warm = result.get("warm")
+    if warm:
+        lines += ["", "## Warm latency, bundled library (ms, p50 / p95)", "", "| path | p50 / p95 |", "|---|---|"]
+        for mode, s in warm["search"].items():
+            lines.append(f"| search, {mode} | {_ms(s)} |")
+        ex = warm.get("ask_extractive", {})
+        lines += [f"| ask, extractive: total | {_ms(ex.get('total'))} |",
+                  f"| … retrieval | {_ms(ex.get('retrieve'))} |",
+                  f"| … backend (sentence selection, embeds abstract sentences) | {_ms(ex.get('backend'))} |"]
+        llm = warm.get("ask_llm")
+        if llm:
+            lines += [f"| ask, openai-compatible: total (instant local server) | {_ms(llm['total'])} |",
+                      f"| … server's own handling (the \"model\") | {_ms(llm['server'])} |",
+                      f"| … pipeline's own time (total − server) | {_ms(llm['pipeline'])} |"]
+
+    cold = result.get("cold")
+    if cold:
+        lines += ["", "## Cold start (whole process, wall time)", "", "| command | runs (s) | median (s) | peak RSS (MiB) |", "|---|---|---|---|"]
+        for name, c in cold.items():
+            runs = ", ".join(f"{s:.2f}" for s in c["seconds"])
+            lines.append(f"| `assistant {name}` | {runs} | {c.get('p50', 0) / 1000:.2f} | {c['peak_rss_mb']:.0f} |")
+            if c.get("errors"):
+                lines.append(f"| (errors) | {'; '.join(c['errors'])} | | |")
+    ui = result.get("ui")
+    if ui:
+        lines += ["", "## Chat page", "",
+                  f"`assistant ui`: page served after {ui['page_seconds']:.1f} s, first `/ask` answered (gradio_client) "
+                  f"after {ui['first_answer_seconds']:.1f} s from launch; a second `/ask` took {ui['second_ask_ms']:.0f} ms. "
+                  f"Peak RSS {ui['peak_rss_mb']:.0f} MiB."]
+
+    rows = result.get("scaling") or []
+    if rows:
+        lines += ["", "## Scaling (synthetic libraries)", "", result.get("scaling_note", ""), "",
+                  "| papers | chunks | write (chunks/s) | BM25 build (s) | BM25 on disk (MiB) | dense p50/p95 | bm25 p50/p95 | hybrid p50/p95 | peak RSS build / search (MiB) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            b, s = r.get("build") or {}, r.get("search") or {}
+            lat = s.get("latency") or {}
+            wcps = f"{r['write_chunks_per_s']:.0f}" if r.get("write_chunks_per_s") else "—"
+            lines.append(
+                f"| {r['papers']:,} | {r['chunks']:,} | {wcps} | {b.get('bm25_seconds', float('nan')):.2f} | "
+                f"{b.get('bm25_disk_mb', float('nan')):.1f} | {_ms(lat.get('dense'))} | {_ms(lat.get('bm25'))} | "
+                f"{_ms(lat.get('hybrid'))} | {b.get('peak_rss_mb', 0):.0f} / {s.get('peak_rss_mb', 0):.0f} |")
+            for phase, d in (("build", b), ("search", s)):
+                if "error" in d:
+                    lines.append(f"| ({phase} failed: {d['error']}) | | | | | | | | |")
+
+    gpu = result.get("gpu")
+    if gpu and gpu.get("available"):
+        lines += ["", "## GPU", "", f"{gpu['device']}: {gpu['chunks_per_s']:.0f} chunks/s; "
+                  f"{gpu['chunks']:,} chunks ({gpu['papers']:,} papers) embedded in {gpu['seconds']:.1f} s."]
+    elif gpu is not None:
+        lines += ["", "## GPU", "", "No CUDA device in this run."]
+    if result.get("errors"):
+        lines += ["", "## Steps that failed", ""] + [f"- {k}: {v}" for k, v in result["errors"].items()]
+    if charts:
+        lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]
+    return "\n".join(lines) + "\n"
+
+
+def _charts(result: dict, folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    rows = [r for r in result.get("scaling") or [] if (r.get("search") or {}).get("latency")]
+    if rows:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        sizes = [r["papers"] for r in rows]
+        for mode, color in (("dense", "tab:blue"), ("bm25", "tab:orange"), ("hybrid", "tab:green")):
+            ax.plot(sizes, [r["search"]["latency"][mode]["p50"] for r in rows], "o-", color=color, label=f"{mode} p50")
+            ax.plot(sizes, [r["search"]["latency"][mode]["p95"] for r in rows], "o--", color=color, alpha=0.5, label=f"{mode} p95")
+        ax.axhline(TARGETS["hybrid_p50_ms_100k"], color="grey", lw=0.8, ls=":", label="hybrid p50 target at 100k")
+        ax.set_xscale("log")
+        ax.set_xlabel("papers in the library")
+        ax.set_ylabel("search latency (ms)")
+        ax.set_title("Search latency against library size")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(folder / "latency_vs_size.png", dpi=120)
+        plt.close(fig)
+        made.append("latency_vs_size.png")
+
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        ax.plot(sizes, [r.get("build", {}).get("peak_rss_mb", 0) for r in rows], "o-", label="peak RSS, BM25 build")
+        ax.plot(sizes, [r["search"].get("peak_rss_mb", 0) for r in rows], "o-", label="peak RSS, searching")
+        ax.axhline(TARGETS["memory_mb_100k"], color="grey", lw=0.8, ls=":", label="2 GiB target")
+        ax.set_xscale("log")
+        ax.set_xlabel("papers in the library")
+        ax.set_ylabel("MiB")
+        ax.set_title("Memory against library size")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(folder / "memory_vs_size.png", dpi=120)
+        plt.close(fig)
+        made.append("memory_vs_size.png")
+
+    ing = result.get("ingest")
+    if ing:
+        labels = ["raw encoder", "ingest pipeline"]
+        values = [ing["raw_chunks_per_s"], ing["pipeline_chunks_per_s"]]
+        if "torch_raw_chunks_per_s" in ing:
+            labels.insert(0, "raw torch (s-t)")
+            values.insert(0, ing["torch_raw_chunks_per_s"])
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.bar(labels, values, color=["tab:grey"] * (len(values) - 1) + ["tab:green"])
+        ax.set_ylabel("chunks / s")
+        ax.set_title(f"Ingest throughput ({ing['chunks']} chunks, engine {ing['engine']})")
+        fig.tight_layout()
+        fig.savefig(folder / "ingest_throughput.png", dpi=120)
+        plt.close(fig)
+        made.append("ingest_throughput.png")
+
+    cold = result.get("cold")
+    if cold:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        names = [f"assistant {n}" for n in cold]
+        ax.bar(names, [c.get("p50", 0) / 1000 for c in cold.values()], color="tab:blue")
+        for i, c in enumerate(cold.values()):
+            ax.plot([i] * len(c["seconds"]), c["seconds"], "k.", alpha=0.6)
+        if result.get("ui"):
+            ax.bar(["ui: first answer"], [result["ui"]["first_answer_seconds"]], color="tab:purple")
+        ax.axhline(TARGETS["ask_cold_s"], color="grey", lw=0.8, ls=":")
+        ax.set_ylabel("seconds")
+        ax.set_title("Cold start (whole process)")
+        fig.tight_layout()
+        fig.savefig(folder / "cold_start.png", dpi=120)
+        plt.close(fig)
+        made.append("cold_start.png")
+    return made
