@@ -49,6 +49,7 @@ class BM25Index:
         self.model = model
         self.chunk_ids = chunk_ids
         self.paper_ids = paper_ids
+        self.rows_are_papers = chunk_ids == paper_ids  # the paper unit: row id = paper id
 
     @classmethod
     def build(cls, rows: list[tuple[str, str, str]], k1: float = 1.2, b: float = 0.75) -> "BM25Index":
@@ -126,6 +127,8 @@ def load_or_build(library, root: Path, location: str, unit: str = "paper") -> BM
             index = BM25Index.load(folder)
         else:
             index = BM25Index.build(rows_for(library, unit))
+            if not index.chunk_ids:  # an empty library: nothing to save (bm25s cannot save an empty index)
+                return index
             index.save(folder)
             for old in folder.parent.iterdir():  # other revisions are stale now
                 if old != folder and not old.name.startswith(".tmp-"):

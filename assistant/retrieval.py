@@ -54,7 +54,11 @@ class FusionConfig:
     method: str = "zscore"  # "zscore", "convex" or "rrf"
     dense_weight: float = 0.5  # zscore / convex: weight of the dense score (BM25 gets the rest)
     rrf_k: int = 60
-    pool: int = 100  # chunks fetched from each retriever before grouping
+    # Candidate papers taken from each signal before fusing, whatever k is (so the
+    # top 10 of a k=100 search are the top 10 of a k=10 search). SciFact train
+    # nDCG@10: 100 papers 0.747 vs 100 chunks widened to 3k at k 100, 0.740.
+    pool: int = 100
+    chunks_per_paper: int = 2  # dense over-fetch: chunks asked of Chroma per candidate paper wanted
 
 
 class Searcher:
@@ -78,22 +82,27 @@ class Searcher:
                 self._query_vectors.popitem(last=False)
         return vec
 
-    def dense_scores(self, query: str, pool: int) -> dict[str, tuple[float, str]]:
-        """paper_id -> (best chunk cosine similarity, chunk text), best first."""
+    def dense_scores(self, query: str, papers: int) -> dict[str, tuple[float, str]]:
+        """The ``papers`` nearest papers: paper_id -> (best chunk cosine similarity, chunk text), best first."""
         best: dict[str, tuple[float, str]] = {}
-        for m in self.library.query(self.query_vector(query), pool):
+        for m in self.library.query(self.query_vector(query), papers * self.fusion.chunks_per_paper):
             if m.paper_id not in best:  # Chroma returns nearest first
                 best[m.paper_id] = (m.similarity, m.text)
+                if len(best) == papers:
+                    break
         return best
 
-    def bm25_scores(self, query: str, pool: int) -> dict[str, tuple[float, str]]:
-        """paper_id -> (best row BM25 score, row id), best first (a row is a paper or a chunk)."""
+    def bm25_scores(self, query: str, papers: int) -> dict[str, tuple[float, str]]:
+        """The ``papers`` best papers by BM25: paper_id -> (best row score, row id), best first (a row is a paper or a chunk)."""
         index = self.bm25_loader()
+        per_paper = 1 if index.rows_are_papers else self.fusion.chunks_per_paper
         best: dict[str, tuple[float, str]] = {}
-        for row, score in index.search(query, pool):
+        for row, score in index.search(query, papers * per_paper):
             pid = index.paper_ids[row]
             if pid not in best:
                 best[pid] = (score, index.chunk_ids[row])
+                if len(best) == papers:
+                    break
         return best
 
     # -- search --------------------------------------------------------------------
@@ -105,7 +114,7 @@ class Searcher:
         query = retrieval_query(query)
         if not query or k <= 0:
             return []
-        pool = max(self.fusion.pool, 3 * k)
+        pool = max(self.fusion.pool, k)
         dense = self.dense_scores(query, pool) if mode in ("hybrid", "dense") else {}
         sparse = self.bm25_scores(query, pool) if mode in ("hybrid", "bm25") else {}
         if mode == "dense":

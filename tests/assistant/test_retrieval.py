@@ -52,3 +52,27 @@ def test_llama_retriever__returns_nodes_with_full_abstracts(bundled_app):
     assert nodes[0].node.metadata["title"] == NPO
     assert "NPO" in nodes[0].node.get_content()
     assert len(nodes) == 3
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_search__top_of_a_long_list_is_the_short_list(bundled_app, mode):
+    # The candidate pool does not grow with k, so asking for more results only adds to the tail.
+    query = "continual pre-training learning rate schedule"
+    short = [h.paper_id for h in bundled_app.searcher.search(query, k=10, mode=mode)]
+    long = [h.paper_id for h in bundled_app.searcher.search(query, k=60, mode=mode)]
+    assert long[:10] == short
+    assert len(long) == len(set(long)) > 10
+
+
+def test_search__dense_pool_holds_distinct_papers_not_chunks(bundled_app):
+    # 100 candidate papers, though the nearest 100 chunks belong to fewer papers.
+    assert len(bundled_app.searcher.dense_scores("language model training", 100)) == 100
+
+
+def test_bm25__an_empty_library_searches_to_nothing(tmp_path, embedder):
+    from assistant.bm25 import load_or_build
+    from assistant.store import Library, make_client
+
+    library = Library(make_client(tmp_path / "chroma"), "empty", embedder.name)
+    index = load_or_build(library, tmp_path / "bm25", "here")
+    assert index.search("anything at all", 10) == []
