@@ -45,21 +45,25 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 class BM25Index:
     """A bm25s index plus the chunk and paper id of each indexed row."""
 
-    def __init__(self, model, chunk_ids: list[str], paper_ids: list[str]):
+    def __init__(self, model, chunk_ids: list[str], paper_ids: list[str], chunk_counts: dict[str, int] | None = None):
         self.model = model
         self.chunk_ids = chunk_ids
         self.paper_ids = paper_ids
         self.rows_are_papers = chunk_ids == paper_ids  # the paper unit: row id = paper id
+        # Each paper's chunk count, read from the store with the rows and cached with
+        # them (per revision), so search can fetch a paper's chunks by id.
+        self.chunk_counts = chunk_counts or {}
 
     @classmethod
-    def build(cls, rows: list[tuple[str, str, str]], k1: float = 1.2, b: float = 0.75) -> "BM25Index":
+    def build(cls, rows: list[tuple[str, str, str]], k1: float = 1.2, b: float = 0.75,
+              chunk_counts: dict[str, int] | None = None) -> "BM25Index":
         """rows: (chunk_id, paper_id, text)."""
         import bm25s
 
         model = bm25s.BM25(k1=k1, b=b)
         if rows:
             model.index(tokenize([r[2] for r in rows]), show_progress=False)
-        return cls(model, [r[0] for r in rows], [r[1] for r in rows])
+        return cls(model, [r[0] for r in rows], [r[1] for r in rows], chunk_counts)
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(row, score) of the best k chunks with a positive score."""
@@ -76,7 +80,8 @@ class BM25Index:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
         self.model.save(str(tmp), show_progress=False)
-        (tmp / "ids.json").write_text(json.dumps({"chunk_ids": self.chunk_ids, "paper_ids": self.paper_ids}))
+        (tmp / "ids.json").write_text(json.dumps({"chunk_ids": self.chunk_ids, "paper_ids": self.paper_ids,
+                                                  "chunk_counts": self.chunk_counts}))
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)  # atomic: a reader never sees a half-written index
@@ -87,7 +92,7 @@ class BM25Index:
 
         ids = json.loads((folder / "ids.json").read_text())
         model = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
-        return cls(model, ids["chunk_ids"], ids["paper_ids"])
+        return cls(model, ids["chunk_ids"], ids["paper_ids"], ids.get("chunk_counts"))
 
 
 UNITS = ("paper", "chunk")
@@ -126,7 +131,7 @@ def load_or_build(library, root: Path, location: str, unit: str = "paper") -> BM
         if (folder / "ids.json").exists():
             index = BM25Index.load(folder)
         else:
-            index = BM25Index.build(rows_for(library, unit))
+            index = BM25Index.build(rows_for(library, unit), chunk_counts=library.chunk_counts())
             if not index.chunk_ids:  # an empty library: nothing to save (bm25s cannot save an empty index)
                 return index
             index.save(folder)

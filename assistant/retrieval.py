@@ -83,18 +83,18 @@ class Searcher:
         return vec
 
     def dense_scores(self, query: str, papers: int) -> dict[str, tuple[float, str]]:
-        """The ``papers`` nearest papers: paper_id -> (best chunk cosine similarity, chunk text), best first."""
+        """The ``papers`` nearest papers: paper_id -> (best chunk cosine similarity, chunk id), best first."""
         best: dict[str, tuple[float, str]] = {}
         for m in self.library.query(self.query_vector(query), papers * self.fusion.chunks_per_paper):
             if m.paper_id not in best:  # Chroma returns nearest first
-                best[m.paper_id] = (m.similarity, m.text)
+                best[m.paper_id] = (m.similarity, m.chunk_id)
                 if len(best) == papers:
                     break
         return best
 
-    def bm25_scores(self, query: str, papers: int) -> dict[str, tuple[float, str]]:
+    def bm25_scores(self, query: str, papers: int, index=None) -> dict[str, tuple[float, str]]:
         """The ``papers`` best papers by BM25: paper_id -> (best row score, row id), best first (a row is a paper or a chunk)."""
-        index = self.bm25_loader()
+        index = index or self.bm25_loader()
         per_paper = 1 if index.rows_are_papers else self.fusion.chunks_per_paper
         best: dict[str, tuple[float, str]] = {}
         for row, score in index.search(query, papers * per_paper):
@@ -116,13 +116,14 @@ class Searcher:
             return []
         pool = max(self.fusion.pool, k)
         dense = self.dense_scores(query, pool) if mode in ("hybrid", "dense") else {}
-        sparse = self.bm25_scores(query, pool) if mode in ("hybrid", "bm25") else {}
+        index = self.bm25_loader() if mode in ("hybrid", "bm25") else None  # checks the revision: once per search
+        sparse = self.bm25_scores(query, pool, index) if index is not None else {}
         if mode == "dense":
             ranked = [(pid, s) for pid, (s, _) in dense.items()]
         elif mode == "bm25":
             ranked = [(pid, s) for pid, (s, _) in sparse.items()]
         else:
-            self._fill_dense(query, dense, sparse)
+            self._fill_dense(query, dense, sparse, index.chunk_counts)
             ranked = self._fuse(dense, sparse)
         ranked = ranked[:k]
         hits = []
@@ -132,21 +133,20 @@ class Searcher:
             hit = Hit(paper_id=pid, title="", score=float(score))
             if pid in dense:
                 hit.dense = dense[pid][0]
-                hit.chunks.append(dense[pid][1])
                 hit.ranks["dense"] = dense_rank[pid]
             if pid in sparse:
                 hit.bm25 = sparse[pid][0]
                 hit.ranks["bm25"] = sparse_rank[pid]
             hits.append(hit)
-        self._attach_papers(hits, with_abstracts)
+        self._attach_papers(hits, with_abstracts, {pid: dense[pid][1] for pid, _ in ranked if pid in dense})
         return hits
 
-    def _fill_dense(self, query: str, dense: dict, sparse: dict) -> None:
+    def _fill_dense(self, query: str, dense: dict, sparse: dict, chunk_counts: dict[str, int]) -> None:
         # Papers found only by BM25 still get their true dense similarity, so the
         # fusion and the decline threshold never see a missing signal.
         missing = [pid for pid in sparse if pid not in dense]
         if missing:
-            exact = self.library.chunk_similarities(self.query_vector(query), missing)
+            exact = self.library.chunk_similarities(self.query_vector(query), missing, chunk_counts or None)
             for pid in missing:
                 if pid in exact:
                     dense[pid] = exact[pid]
@@ -181,9 +181,14 @@ class Searcher:
             fused = dict(zip(ids, scores.tolist()))
         return sorted(fused.items(), key=lambda kv: -kv[1])
 
-    def _attach_papers(self, hits: list[Hit], with_abstracts: bool) -> None:
+    def _attach_papers(self, hits: list[Hit], with_abstracts: bool, best_chunks: dict[str, str]) -> None:
+        """Titles, abstracts and the text of each hit's best chunk: fetched for the k hits only."""
         papers = {p.paper_id: p for p in self.library.get_papers([h.paper_id for h in hits])}
+        texts = self.library.chunk_texts(list(best_chunks.values())) if with_abstracts else {}
         for hit in hits:
+            text = texts.get(best_chunks.get(hit.paper_id, ""))
+            if text:
+                hit.chunks.append(text)
             paper = papers.get(hit.paper_id)
             if paper:
                 hit.title = paper.title

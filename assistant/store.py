@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import httpx
 import numpy as np
 
-from assistant.types import Chunk, Paper
+from assistant.types import Chunk, Paper, chunk_id, paper_of
 
 META_ID = "__meta__"
 CHUNKS = "chunks"
@@ -106,9 +106,10 @@ def _guarded(fn):
     return call
 
 
-def _flat(paper: Paper, content_hash: str) -> dict:
+def _flat(paper: Paper, content_hash: str, n_chunks: int) -> dict:
     # Chroma metadata must be flat scalars: lists are joined.
     return {
+        "chunks": n_chunks,  # its chunks are types.chunk_id(paper_id, 0..n-1): search fetches them by id
         "kind": "paper",
         "title": paper.title,
         "authors": "; ".join(paper.authors),
@@ -207,35 +208,75 @@ class Library:
         return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
 
     @_guarded
-    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseMatch]:
-        total = self.chunks.count()
-        if total == 0:
-            return []
-        res = self.chunks.query(
-            query_embeddings=[vector.tolist()],
-            n_results=min(n, total),
-            where=where,
-            include=["metadatas", "documents", "distances"],
-        )
+    def query(self, vector: np.ndarray, n: int, where: dict | None = None, with_text: bool = False) -> list[DenseMatch]:
+        """The n nearest chunks, nearest first (fewer if the library is smaller).
+
+        Texts only on request: fetching documents costs more than the search
+        itself at 100k papers, and a caller needs the text of a few hits only
+        (``chunk_texts``).
+        """
+        # No metadata either: the paper is in the chunk id, and reading 200 metadata
+        # records costs twice the search on the bundled library.
+        include = ["distances"] + (["documents"] if with_text else [])
+        res = self.chunks.query(query_embeddings=[vector.tolist()], n_results=max(1, n), where=where, include=include)
+        docs = res["documents"][0] if with_text else [""] * len(res["ids"][0])
         return [
-            DenseMatch(cid, meta["paper_id"], doc, 1.0 - float(dist))
-            for cid, meta, doc, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0])
+            DenseMatch(cid, paper_of(cid), doc, 1.0 - float(dist))
+            for cid, doc, dist in zip(res["ids"][0], docs, res["distances"][0])
         ]
 
     @_guarded
-    def chunk_similarities(self, vector: np.ndarray, paper_ids: list[str]) -> dict[str, tuple[float, str]]:
-        """Best chunk cosine similarity (and its text) per paper, computed exactly for the given papers."""
+    def chunk_texts(self, chunk_ids: list[str]) -> dict[str, str]:
+        if not chunk_ids:
+            return {}
+        got = self.chunks.get(ids=list(dict.fromkeys(chunk_ids)), include=["documents"])
+        return dict(zip(got["ids"], got["documents"]))
+
+    @_guarded
+    def chunk_counts(self) -> dict[str, int]:
+        """paper_id -> number of chunks, for every paper whose record carries it (all written since it does)."""
+        out: dict[str, int] = {}
+        for ids, metas, _ in self._scan(self.papers, include=["metadatas"], where={"kind": "paper"}):
+            out.update({i: m["chunks"] for i, m in zip(ids, metas) if isinstance(m.get("chunks"), int)})
+        return out
+
+    @_guarded
+    def chunk_similarities(self, vector: np.ndarray, paper_ids: list[str],
+                           counts: dict[str, int] | None = None) -> dict[str, tuple[float, str]]:
+        """paper_id -> (best chunk cosine similarity, its chunk id), computed exactly for the given papers.
+
+        ``counts`` (from ``chunk_counts``, cached by the caller) lets the chunks be
+        fetched by id, which is several times faster than a metadata filter at
+        100k papers; without it the paper records are read for their counts.
+        Papers stored before records carried the count fall back to the filter.
+        """
         if not paper_ids:
             return {}
-        got = self.chunks.get(where={"paper_id": {"$in": paper_ids}}, include=["embeddings", "metadatas", "documents"])
-        if not got["ids"]:
+        if counts is None:
+            got = self.papers.get(ids=list(paper_ids), include=["metadatas"])
+            counts = {i: m["chunks"] for i, m in zip(got["ids"], got["metadatas"]) if isinstance(m.get("chunks"), int)}
+        chunk_ids = [chunk_id(pid, i) for pid in paper_ids if pid in counts for i in range(counts[pid])]
+        unknown = [pid for pid in paper_ids if pid not in counts]
+        got_ids, got_vecs, got_pids = [], [], []
+        if chunk_ids:
+            got = self.chunks.get(ids=chunk_ids, include=["embeddings"])
+            got_ids += got["ids"]
+            got_vecs += list(got["embeddings"])
+            got_pids += [paper_of(cid) for cid in got["ids"]]
+            found = set(got_pids)  # a paper whose chunks are named otherwise falls back to the filter
+            unknown += [pid for pid in dict.fromkeys(paper_of(c) for c in chunk_ids) if pid not in found]
+        if unknown:
+            got = self.chunks.get(where={"paper_id": {"$in": unknown}}, include=["embeddings", "metadatas"])
+            got_ids += got["ids"]
+            got_vecs += list(got["embeddings"])
+            got_pids += [m["paper_id"] for m in got["metadatas"]]
+        if not got_ids:
             return {}
-        sims = np.asarray(got["embeddings"], dtype=np.float32) @ vector
+        sims = np.asarray(got_vecs, dtype=np.float32) @ vector
         best: dict[str, tuple[float, str]] = {}
-        for sim, meta, doc in zip(sims.tolist(), got["metadatas"], got["documents"]):
-            pid = meta["paper_id"]
+        for sim, cid, pid in zip(sims.tolist(), got_ids, got_pids):
             if pid not in best or sim > best[pid][0]:
-                best[pid] = (sim, doc)
+                best[pid] = (sim, cid)
         return best
 
     @_guarded
@@ -272,7 +313,7 @@ class Library:
         self.papers.upsert(
             ids=pids,
             documents=[p.abstract for p, _, _, _ in items],
-            metadatas=[_flat(p, h) for p, h, _, _ in items],
+            metadatas=[_flat(p, h, len(chunks)) for p, h, chunks, _ in items],
             embeddings=np.asarray(paper_vecs),
         )
 

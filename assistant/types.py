@@ -57,6 +57,15 @@ class ReadResult:
     entries: int = 0  # entries seen, read or skipped
 
 
+def chunk_id(paper_id: str, index: int) -> str:
+    """The id of a paper's index-th chunk. Search relies on this form: it reads the paper from the id."""
+    return f"{paper_id}#{index}"
+
+
+def paper_of(chunk_id: str) -> str:
+    return chunk_id.rsplit("#", 1)[0]
+
+
 @dataclass
 class Chunk:
     """A piece of one abstract, the unit retrieval scores."""

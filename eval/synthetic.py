@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from assistant.types import Chunk, Paper
+from assistant.types import Chunk, Paper, chunk_id
 
 NOISE = 0.01  # per-dimension std of the noise added to a mixture (norm ≈ 0.2 before renormalising)
 
@@ -95,7 +95,7 @@ def synthetic_items(
         halves = [picked[: len(picked) // 2], picked[len(picked) // 2 :]] if len(picked) >= 4 else [picked]
         chunks, vecs = [], []
         for j, part in enumerate(halves):
-            chunks.append(Chunk(chunk_id=f"{pid}#{j}", paper_id=pid, index=j, text=" ".join(t for _, t in part), title=title))
+            chunks.append(Chunk(chunk_id=chunk_id(pid, j), paper_id=pid, index=j, text=" ".join(t for _, t in part), title=title))
             mix = np.sum([base[s].vector for s, _ in part], axis=0) + rng.normal(0.0, NOISE, dim)
             vecs.append(mix / np.linalg.norm(mix))
         items.append((paper, f"synthetic-{seed}-{i}", chunks, np.asarray(vecs, dtype=np.float32)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from assistant.types import Chunk, Paper
+from assistant.types import Chunk, Paper, chunk_id
 
 # Abbreviations after which a period does not end a sentence.
 _ABBREV = {"e.g", "i.e", "et al", "etc", "vs", "fig", "figs", "eq", "eqs", "sec", "al", "approx", "cf", "resp", "no", "dr", "mr", "ms", "st"}
@@ -95,6 +95,6 @@ def chunk_paper(
     if not texts:  # a paper with an empty abstract is still findable by its title
         texts = [""]
     return [
-        Chunk(chunk_id=f"{paper.paper_id}#{i}", paper_id=paper.paper_id, index=i, text=t, title=paper.title)
+        Chunk(chunk_id=chunk_id(paper.paper_id, i), paper_id=paper.paper_id, index=i, text=t, title=paper.title)
         for i, t in enumerate(texts)
     ]
