@@ -48,11 +48,29 @@ run: install
 	$(VENV)/bin/assistant ingest data/
 	$(VENV)/bin/assistant ui
 
+ui: install
+	$(VENV)/bin/assistant ui
+
 test: install local-llm browser
 	$(PY) -m pytest
 
 test-fast: install
 	$(PY) -m pytest -m "not slow and not browser"
+
+# Figures for the README's results table (see eval/RESULTS.md for what was tried).
+eval-dev: install
+	$(VENV)/bin/assistant ingest data/
+	$(VENV)/bin/assistant eval retrieval --questions eval/datasets/dev.jsonl --run-name dev-retrieval
+	$(VENV)/bin/assistant eval answers --questions eval/datasets/dev.jsonl --run-name dev-answers
+
+# SciFact test: embeds the 5,183 abstracts once (about 6 minutes here), reused after.
+eval-beir: install
+	$(VENV)/bin/assistant eval beir eval/datasets/scifact --split test --run-name scifact-test-hybrid
+	$(VENV)/bin/assistant eval beir eval/datasets/scifact --split test -r bm25 --run-name scifact-test-bm25
+	$(VENV)/bin/assistant eval beir eval/datasets/scifact --split test -r dense --run-name scifact-test-dense
+
+bench: install
+	$(VENV)/bin/assistant bench
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

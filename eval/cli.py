@@ -32,7 +32,7 @@ def _summary(folder: Path, groups: dict) -> None:
 
 @eval_app.command("retrieval")
 def retrieval(
-    questions: Annotated[Path, typer.Option("--questions", "-q", help="JSONL question set (e.g. eval/datasets/dev.jsonl).")],
+    questions: Annotated[Path, typer.Option("--questions", "-q", exists=True, dir_okay=False, help="JSONL question set (e.g. eval/datasets/dev.jsonl).")],
     library: Annotated[Optional[str], typer.Option("--library", "-l", help="Library the questions are about.")] = None,
     retriever: Retriever = None,
     k: Annotated[int, typer.Option("-k", help="Cut-off for hit@k.")] = 5,
@@ -45,8 +45,6 @@ def retrieval(
     from eval.retrieval_eval import eval_retrieval
 
     with _user_errors():
-        if not questions.exists():
-            raise UserError(f"no question file {questions}")
         a = _app(library=library, retriever=retriever)
         _require_papers(a)
         result = eval_retrieval(a, questions, retriever=a.settings.retriever, k=k, progress=True)
@@ -94,7 +92,7 @@ def compare(
 
 @eval_app.command("answers")
 def answers(
-    questions: Annotated[Path, typer.Option("--questions", "-q", help="JSONL question set (e.g. eval/datasets/dev.jsonl).")],
+    questions: Annotated[Path, typer.Option("--questions", "-q", exists=True, dir_okay=False, help="JSONL question set (e.g. eval/datasets/dev.jsonl).")],
     library: Annotated[Optional[str], typer.Option("--library", "-l", help="Library the questions are about.")] = None,
     backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="extractive, openai or openai-compatible.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="LLM model (LLM backends).")] = None,
@@ -108,8 +106,6 @@ def answers(
     from eval.report import write_report
 
     with _user_errors():
-        if not questions.exists():
-            raise UserError(f"no question file {questions}")
         a = _app(library=library, backend=backend, llm_model=model, llm_base_url=base_url)
         _require_papers(a)
         result = eval_answers(a, questions, progress=True)

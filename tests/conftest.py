@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import openai_server as fake_openai
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "daily-papers"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -125,3 +127,17 @@ def chroma_server(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def openai_server():
+    """A running scripted OpenAI-compatible server (tests/fakes) on 127.0.0.1; queue replies with ``.push(...)``."""
+    server = fake_openai.FakeOpenAIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def replies():
+    """The fake server's reply builders (answer, sse, status, malformed, close_midstream, ...)."""
+    return fake_openai

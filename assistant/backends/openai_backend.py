@@ -224,17 +224,8 @@ class OpenAIBackend(_ChatBackend):
         key = settings.api_key()
         if not key:
             raise BackendError("OPENAI_API_KEY is not set: export it (or ASSISTANT_LLM_API_KEY), or use the extractive backend")
-        super().__init__(
-            model=settings.llm_model,
-            base_url=base_url,  # None: the client's default (or OPENAI_BASE_URL)
-            api_key=key,
-            context_window=settings.llm_context_window,
-            max_tokens=settings.llm_max_tokens,
-            timeout=settings.llm_timeout,
-            max_retries=settings.llm_max_retries,
-            temperature=settings.llm_temperature,
-            sleep=sleep,
-        )
+        # base_url None: the client's default (or OPENAI_BASE_URL).
+        super().__init__(base_url=base_url, api_key=key, sleep=sleep, **_llm_options(settings))
 
 
 class OpenAICompatibleBackend(_ChatBackend):
@@ -245,18 +236,21 @@ class OpenAICompatibleBackend(_ChatBackend):
     def __init__(self, settings: "Settings", *, sleep: Callable[[float], None] = time.sleep):
         if not settings.llm_base_url:
             raise BackendError("ASSISTANT_LLM_BASE_URL is not set: give the server's URL, e.g. http://127.0.0.1:8080/v1")
-        super().__init__(
-            model=settings.llm_model,
-            base_url=normalise_base_url(settings.llm_base_url),
-            # Local servers usually need no key, but the client insists on one.
-            api_key=settings.api_key() or "not-needed",
-            context_window=settings.llm_context_window,
-            max_tokens=settings.llm_max_tokens,
-            timeout=settings.llm_timeout,
-            max_retries=settings.llm_max_retries,
-            temperature=settings.llm_temperature,
-            sleep=sleep,
-        )
+        # Local servers usually need no key, but the client insists on one.
+        super().__init__(base_url=normalise_base_url(settings.llm_base_url), api_key=settings.api_key() or "not-needed",
+                         sleep=sleep, **_llm_options(settings))
+
+
+def _llm_options(settings: "Settings") -> dict:
+    """The model settings both backends take from Settings."""
+    return {
+        "model": settings.llm_model,
+        "context_window": settings.llm_context_window,
+        "max_tokens": settings.llm_max_tokens,
+        "timeout": settings.llm_timeout,
+        "max_retries": settings.llm_max_retries,
+        "temperature": settings.llm_temperature,
+    }
 
 
 def normalise_base_url(url: str) -> str:

@@ -159,7 +159,7 @@ def test_openai_compatible__rejected_key_says_so(openai_server, replies):
 
 
 def test_openai_compatible__unreachable_server_says_cannot_reach():
-    from tests_fakes_openai_server import FakeOpenAIServer
+    from tests.fakes.openai_server import FakeOpenAIServer
 
     server = FakeOpenAIServer()
     url = server.url

@@ -8,9 +8,7 @@ session's model.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,33 +16,6 @@ import pytest
 from tests.ingest.test_pipeline import _papers_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_fake():
-    # tests/ is not a package: load the shared fake by path, under the name the other conftests use.
-    name = "tests_fakes_openai_server"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "fakes" / "openai_server.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _load_fake()
-
-
-@pytest.fixture
-def openai_server():
-    """A running scripted OpenAI-compatible server; queue replies with ``.push(...)``."""
-    server = fake.FakeOpenAIServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def replies():
-    return fake
 
 
 @pytest.fixture

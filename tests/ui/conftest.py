@@ -7,14 +7,13 @@ the upload step writes to the library.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import socket
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -26,26 +25,6 @@ CHROMIUM_ARGS = [
 ]
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-
-def _load_fake():
-    # tests/ is not a package: load the shared fake OpenAI server by path (same name as tests/assistant uses).
-    name = "tests_fakes_openai_server"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "fakes" / "openai_server.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake_openai = _load_fake()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LivePage:
@@ -83,17 +62,3 @@ def browser():
         chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture
-def openai_server():
-    """The scripted OpenAI-compatible server from tests/fakes, on 127.0.0.1."""
-    server = fake_openai.FakeOpenAIServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def replies():
-    """The fake server's reply builders (sse, status, ...)."""
-    return fake_openai

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from assistant.app import App
 from assistant.settings import Settings
 from assistant.ui import MAX_QUESTION, ChatPage
+from tests.conftest import free_port
 
 NPO_TITLE = "Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning"
 
@@ -82,7 +81,7 @@ def test_page__empty_and_over_long_questions_are_messages(bundled_app):
 
 
 def test_page__chroma_down_is_a_message_everywhere(tmp_path, embedder):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     app = App(Settings(home=tmp_path / "h", chroma_url=f"http://127.0.0.1:{port}"), embedder=embedder)
     page = ChatPage(app)
     text, _ = _run(page, "what is NPO?")[-1]
@@ -118,7 +117,7 @@ def test_launch__binds_to_localhost_and_asks_for_the_login(tmp_path, embedder):
 
     with pytest.raises(ValueError, match="user:password"):
         parse_auth("no-colon")
-    app = App(Settings(home=tmp_path / "h", ui_auth="reader:s3cret", ui_port=_free_port()), embedder=embedder)
+    app = App(Settings(home=tmp_path / "h", ui_auth="reader:s3cret", ui_port=free_port()), embedder=embedder)
     demo = launch(app, prevent_thread_lock=True, quiet=True)
     try:
         assert demo.server_name == "127.0.0.1"
@@ -127,9 +126,3 @@ def test_launch__binds_to_localhost_and_asks_for_the_login(tmp_path, embedder):
         assert err.value.code == 401
     finally:
         demo.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
