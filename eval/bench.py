@@ -17,12 +17,9 @@ records the load average before and after, and the CPU count.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,13 +28,21 @@ from typing import Callable
 
 import numpy as np
 
-from assistant.settings import LOCAL_MODEL
-
-ROOT = Path(__file__).resolve().parents[1]
-QUESTIONS = Path(__file__).resolve().parent / "datasets" / "dev.jsonl"
-LIBRARY = "default"
-SYNTHETIC = "synthetic"
-MODES = ("dense", "bm25", "hybrid")
+from eval.bench_common import (
+    MODES,
+    ROOT,
+    bench_env,
+    bench_settings,
+    cli_command,
+    free_port,
+    load_average,
+    peak_rss_mb,
+    questions,
+    search_latency,
+    stats,
+    timed_process,
+)
+from eval.bench_scaling import measure_scaling
 
 
 @dataclass
@@ -53,102 +58,6 @@ class BenchConfig:
     work: Path | None = None  # keep homes here (a synthetic library found there is grown, not rebuilt)
 
 
-# -- small measuring helpers -----------------------------------------------------------
-
-
-def stats(ms: list[float]) -> dict:
-    """p50 / p95 / mean / max of a list of milliseconds."""
-    if not ms:
-        return {"n": 0}
-    a = np.asarray(ms, dtype=np.float64)
-    return {"n": len(ms), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "mean": float(a.mean()), "max": float(a.max())}
-
-
-def _proc_mb(field_name: str, pid: int | str = "self") -> float:
-    """VmRSS (now) or VmHWM (peak) of a process, in MiB; 0 where /proc is unavailable."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    return _proc_mb("VmRSS", pid)
-
-
-def peak_rss_mb(pid: int | str = "self") -> float:
-    return _proc_mb("VmHWM", pid)
-
-
-def load_average() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def questions(n: int) -> list[str]:
-    """Up to n distinct questions from the dev set (real users' kind of question)."""
-    out = []
-    if QUESTIONS.exists():
-        for line in QUESTIONS.read_text().splitlines():
-            if line.strip():
-                out.append(json.loads(line)["question"])
-    return list(dict.fromkeys(out))[:n] or ["compare NPO and gradient ascent"]
-
-
-def _cli() -> list[str]:
-    """The installed ``assistant`` script next to this Python (what a user runs), else ``python -m``."""
-    script = Path(sys.executable).parent / "assistant"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "assistant.cli"]
-
-
-def _env(home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
-    env.update(ASSISTANT_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
-    return env
-
-
-# Runs a command and reports its wall time and peak RSS. Linux keeps a process's
-# peak RSS across exec, so a child forked straight from this (large) process
-# would report at least this process's size; a small interpreter in between
-# starts the count from its own ~10 MiB.
-_TIMER = (
-    "import json, os, resource, subprocess, sys, time\n"
-    "t = time.perf_counter()\n"
-    "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
-    "s = time.perf_counter() - t\n"
-    "err = p.stderr.decode('utf-8', 'replace').strip().splitlines()\n"
-    "print(json.dumps({'seconds': s, 'rc': p.returncode, 'error': err[-1] if p.returncode and err else '',\n"
-    "                  'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
-)
-
-
-def timed_process(cmd: list[str], env: dict, timeout: float = 300.0) -> dict:
-    """Run a command to the end: wall seconds (its own, without the timer's start-up), exit code, peak RSS."""
-    proc = subprocess.run([sys.executable, "-c", _TIMER, *cmd], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"timer failed: {proc.stderr.strip()[-300:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _settings(home: Path, library: str = LIBRARY, **extra):
-    from assistant.settings import Settings
-
-    return Settings(home=home, library=library, retriever="hybrid", **extra)
-
-
 # -- the measurements ------------------------------------------------------------------
 
 
@@ -162,7 +71,7 @@ def measure_ingest(cfg: BenchConfig, home: Path, log: Callable[[str], None]) -> 
     from eval.synthetic import read_bundled
     from ingest.chunking import chunk_paper
 
-    app = App(_settings(home))
+    app = App(bench_settings(home))
     embedder = app.embedder
     log("loading the embedding model (exports it to ONNX on first use)")
     started = time.perf_counter()
@@ -215,29 +124,13 @@ def measure_ingest(cfg: BenchConfig, home: Path, log: Callable[[str], None]) -> 
     return section, {"app": app, "papers": papers, "chunks": chunks, "vectors": vectors, "embedder": embedder}
 
 
-def _search_latency(app, qs: list[str]) -> dict:
-    searcher = app.searcher
-    out = {}
-    for mode in MODES:
-        app.search(qs[0], mode=mode)  # warm: Chroma, BM25 index, ONNX session
-        ms = []
-        for q in qs:
-            # A user's question is new to the process: its embedding is part of the cost.
-            searcher._query_vectors.clear()
-            t0 = time.perf_counter()
-            app.search(q, mode=mode)
-            ms.append(1000 * (time.perf_counter() - t0))
-        out[mode] = stats(ms)
-    return out
-
-
 def measure_warm(cfg: BenchConfig, app, home: Path, log: Callable[[str], None]) -> dict:
     """Warm latency on the bundled library: search per mode, extractive ask, LLM pipeline overhead."""
     from assistant.app import App
 
     qs = questions(cfg.queries)
     log(f"warm search latency ({len(qs)} questions × {len(MODES)} modes)")
-    section = {"search": _search_latency(app, qs)}
+    section = {"search": search_latency(app, qs)}
 
     log("warm ask latency (extractive)")
     app.engine.ask(qs[0])
@@ -255,7 +148,7 @@ def measure_warm(cfg: BenchConfig, app, home: Path, log: Callable[[str], None]) 
 
         log("warm ask latency (openai-compatible backend, instant local server)")
         with StubLLM() as llm:
-            llm_app = App(_settings(home, backend="openai-compatible", llm_base_url=llm.url, llm_model="stub"),
+            llm_app = App(bench_settings(home, backend="openai-compatible", llm_base_url=llm.url, llm_model="stub"),
                           embedder=app.embedder, client=app.client)
             llm_app.engine.ask(qs[0])
             total, backend, model, pipeline = [], [], [], []
@@ -278,11 +171,11 @@ def measure_warm(cfg: BenchConfig, app, home: Path, log: Callable[[str], None]) 
 def measure_cold(cfg: BenchConfig, home: Path, log: Callable[[str], None]) -> dict:
     """`assistant search` and `assistant ask` as whole new processes (wall time, peak RSS)."""
     q = "compare NPO and gradient ascent"
-    env = _env(home)
+    env = bench_env(home)
     out = {}
     for name, args in (("search", ["search", q, "--json"]), ("ask", ["ask", q, "--json"])):
         log(f"cold start: assistant {name} × {cfg.cold_reps}")
-        runs = [timed_process(_cli() + args, env) for _ in range(cfg.cold_reps)]
+        runs = [timed_process(cli_command() + args, env) for _ in range(cfg.cold_reps)]
         failed = [r for r in runs if r["rc"] != 0]
         out[name] = {"seconds": [r["seconds"] for r in runs], **stats([1000 * r["seconds"] for r in runs]),
                      "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
@@ -301,7 +194,7 @@ def measure_ui(cfg: BenchConfig, home: Path, log: Callable[[str], None], timeout
     log("UI: start `assistant ui`, wait for a /ask answer")
     with tempfile.TemporaryFile() as out:
         started = time.perf_counter()
-        proc = subprocess.Popen(_cli() + ["ui", "--port", str(port)], env=_env(home), cwd=ROOT,
+        proc = subprocess.Popen(cli_command() + ["ui", "--port", str(port)], env=bench_env(home), cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
         try:
             page_s = None
@@ -331,83 +224,6 @@ def measure_ui(cfg: BenchConfig, home: Path, log: Callable[[str], None], timeout
                 proc.kill()
     return {"page_seconds": page_s, "first_answer_seconds": answer_s, "second_ask_ms": second_ms,
             "answered": bool(first.get("answer")), "declined": bool(first.get("declined")), "peak_rss_mb": peak}
-
-
-def measure_scaling(cfg: BenchConfig, work: Path, base_papers: list, log: Callable[[str], None]) -> list[dict]:
-    """Grow a synthetic library through cfg.sizes; at each size a fresh process builds BM25, another searches."""
-    from assistant.app import App
-    from eval.synthetic import build_library
-
-    home = work / "synthetic-home"
-    app = App(_settings(home, library=f"{SYNTHETIC}-s{cfg.seed}"), embedder=_NoEmbedder())
-    # The probes embed queries: give them the ONNX export made during the ingest step.
-    if (work / "home" / "models").exists():
-        shutil.copytree(work / "home" / "models", home / "models", dirs_exist_ok=True)
-    qfile = work / "questions.json"
-    qfile.write_text(json.dumps(questions(cfg.queries)))
-    rows = []
-    for size in sorted(cfg.sizes):
-        have = app.library.count_papers()
-        if have > size:
-            log(f"scaling: skip {size:,} papers (the kept library already holds {have:,})")
-            continue
-        built = {"papers": 0, "chunks": 0, "write_seconds": 0.0}
-        if have < size:
-            log(f"scaling: writing synthetic papers {have:,}..{size:,}")
-            built = build_library(app.library, base_papers, size, seed=cfg.seed, start=have)
-        row = {"papers": size, "chunks": app.library.count_chunks(), "written": built["papers"],
-               "write_seconds": built["write_seconds"],
-               "write_chunks_per_s": built["chunks"] / built["write_seconds"] if built["write_seconds"] else None}
-        log(f"scaling: {size:,} papers — BM25 build, then search latency, each in a fresh process")
-        for phase in ("build", "search"):
-            result = _probe(home, app.settings.library, qfile, phase)
-            row[phase] = result
-        rows.append(row)
-    return rows
-
-
-class _NoEmbedder:
-    """Stands in for the model where only the store is written (synthetic vectors come ready-made)."""
-
-    name = LOCAL_MODEL
-    max_tokens = 256
-
-    def embed(self, texts, progress=False):
-        raise RuntimeError("the synthetic library writer never embeds")
-
-
-def _probe(home: Path, library: str, qfile: Path, phase: str) -> dict:
-    cmd = [sys.executable, "-m", "eval.bench", "probe", str(home), library, str(qfile), phase]
-    proc = subprocess.run(cmd, cwd=ROOT, env=_env(home), capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def probe(home: Path, library: str, qfile: Path, phase: str) -> dict:
-    """Run in a fresh process: 'build' times the BM25 build; 'search' times searches with the cached index."""
-    from assistant.app import App
-
-    qs = json.loads(Path(qfile).read_text())
-    base = rss_mb()
-    app = App(_settings(home, library=library))
-    t0 = time.perf_counter()
-    count = app.library.count_papers()
-    out = {"papers": count, "open_seconds": time.perf_counter() - t0}
-    t0 = time.perf_counter()
-    app.bm25()
-    out["bm25_seconds"] = time.perf_counter() - t0  # a build in phase 'build', a cached load in 'search'
-    out["rss_after_bm25_mb"] = rss_mb()
-    folder = next((p for p in (home / "bm25").rglob("ids.json")), None)
-    if folder:
-        out["bm25_disk_mb"] = sum(f.stat().st_size for f in folder.parent.iterdir()) / 2**20
-    if phase == "search":
-        t0 = time.perf_counter()
-        app.search(qs[0], mode="dense")
-        out["first_dense_ms"] = 1000 * (time.perf_counter() - t0)
-        out["latency"] = _search_latency(app, qs)
-    out.update(rss_start_mb=base, rss_end_mb=rss_mb(), peak_rss_mb=peak_rss_mb())
-    return out
 
 
 def measure_gpu(base_texts: list[str], log: Callable[[str], None], papers: int = 100_000) -> dict:
@@ -503,7 +319,3 @@ def _machine() -> dict:
     except (ValueError, OSError):
         pass
     return info
-
-
-if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "probe":
-    print(json.dumps(probe(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]), sys.argv[5])))

@@ -40,7 +40,7 @@ def retrieval(
     reports_dir: ReportsDir = None,
 ) -> None:
     """Score retrieval on a question set: hit@k, recall@5/10, MRR@10, nDCG@10 per question type."""
-    from assistant.cli import UserError, _app, _require_papers, _user_errors
+    from assistant.cli import _app, _require_papers, _user_errors
     from eval.report import write_report
     from eval.retrieval_eval import eval_retrieval
 
@@ -101,7 +101,7 @@ def answers(
     reports_dir: ReportsDir = None,
 ) -> None:
     """Run the full ask path per question: citation validity, gold recall/precision, key facts, declining, latency."""
-    from assistant.cli import UserError, _app, _require_papers, _user_errors
+    from assistant.cli import _app, _require_papers, _user_errors
     from eval.answers_eval import eval_answers
     from eval.report import write_report
 
