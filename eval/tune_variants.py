@@ -43,7 +43,6 @@ def rm3_weights(bm: BM25, query: str, fb_docs: np.ndarray, fb_scores: np.ndarray
 def signals(corpus, qids, texts, qvecs, qrels):
     """Stage 1: paper scoring, BM25 unit and parameters, fusion method and weight."""
     results = []
-    n = len(corpus.paper_ids)
     starts = _starts(corpus.chunk_paper)
     pids = corpus.paper_ids
 
