@@ -113,7 +113,10 @@ def render_markdown(result: dict, charts: list[str] = ()) -> str:
 
     warm = result.get("warm")
     if warm:
-        lines += ["", "## Warm latency, bundled library (ms, p50 / p95)", "", "| path | p50 / p95 |", "|---|---|"]
+        lines += ["", "## Warm latency, bundled library (ms, p50 / p95)", "",
+                  "Measured in a fresh process that opens the library and answers, as a serving `assistant ui` does; "
+                  "each question is new to the process, so its embedding is part of the time.",
+                  "", "| path | p50 / p95 |", "|---|---|"]
         for mode, s in warm["search"].items():
             lines.append(f"| search, {mode} | {_ms(s)} |")
         ex = warm.get("ask_extractive", {})
