@@ -20,6 +20,20 @@ def _starts(chunk_paper: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, chunk_paper[1:] != chunk_paper[:-1]])
 
 
+class Reporter:
+    """Scores a variant, prints its line and keeps (name, metrics) in ``results``."""
+
+    def __init__(self, qids, paper_ids, qrels):
+        self.qids, self.paper_ids, self.qrels = qids, paper_ids, qrels
+        self.results: list[tuple[str, dict]] = []
+
+    def __call__(self, name: str, scores) -> dict:
+        m = score(to_run(self.qids, scores, self.paper_ids), self.qrels)
+        self.results.append((name, m))
+        print(f"{name:<52} nDCG@10 {m['nDCG@10']:.4f}  R@100 {m['R@100']:.4f}  MRR@10 {m['RR@10']:.4f}", flush=True)
+        return m
+
+
 def rm3_weights(bm: BM25, query: str, fb_docs: np.ndarray, fb_scores: np.ndarray, terms: int, orig_weight: float) -> dict:
     """RM3: expansion terms from the feedback documents' term distributions, mixed with the query."""
     q_toks = [t for t in bm.tokenize([query])[0] if t in bm.model.vocab_dict]
@@ -42,15 +56,9 @@ def rm3_weights(bm: BM25, query: str, fb_docs: np.ndarray, fb_scores: np.ndarray
 
 def signals(corpus, qids, texts, qvecs, qrels):
     """Stage 1: paper scoring, BM25 unit and parameters, fusion method and weight."""
-    results = []
+    report = Reporter(qids, corpus.paper_ids, qrels)
+    results = report.results
     starts = _starts(corpus.chunk_paper)
-    pids = corpus.paper_ids
-
-    def report(name, scores):
-        m = score(to_run(qids, scores, pids), qrels)
-        results.append((name, m))
-        print(f"{name:<52} nDCG@10 {m['nDCG@10']:.4f}  R@100 {m['R@100']:.4f}  MRR@10 {m['RR@10']:.4f}", flush=True)
-        return m
 
     # Dense: best chunk, the stored mean vector, and mixes of the two.
     chunk_sims = qvecs @ corpus.chunk_vecs.T
@@ -106,16 +114,10 @@ def _second(chunk_scores: np.ndarray, chunk_paper: np.ndarray, n: int, best: np.
 
 def prf(corpus, qids, texts, qvecs, qrels):
     """Stage 2: on the stage-1 base (convex, chunk BM25), multi-chunk bonus and pseudo-relevance feedback."""
-    results = []
+    report = Reporter(qids, corpus.paper_ids, qrels)
+    results = report.results
     n = len(corpus.paper_ids)
     starts = _starts(corpus.chunk_paper)
-    pids = corpus.paper_ids
-
-    def report(name, scores):
-        m = score(to_run(qids, scores, pids), qrels)
-        results.append((name, m))
-        print(f"{name:<52} nDCG@10 {m['nDCG@10']:.4f}  R@100 {m['R@100']:.4f}  MRR@10 {m['RR@10']:.4f}", flush=True)
-        return m
 
     chunk_sims = qvecs @ corpus.chunk_vecs.T
     d_max = _paper_max(chunk_sims, starts).astype(np.float64)
@@ -161,15 +163,9 @@ def prf(corpus, qids, texts, qvecs, qrels):
 
 def fusion(corpus, qids, texts, qvecs, qrels):
     """Stage 3: where to fuse (chunk or paper level), normalisation, finer weights."""
-    results = []
+    report = Reporter(qids, corpus.paper_ids, qrels)
+    results = report.results
     starts = _starts(corpus.chunk_paper)
-    pids = corpus.paper_ids
-
-    def report(name, scores):
-        m = score(to_run(qids, scores, pids), qrels)
-        results.append((name, m))
-        print(f"{name:<52} nDCG@10 {m['nDCG@10']:.4f}  R@100 {m['R@100']:.4f}  MRR@10 {m['RR@10']:.4f}", flush=True)
-        return m
 
     chunk_sims = (qvecs @ corpus.chunk_vecs.T).astype(np.float64)
     d_max = _paper_max(chunk_sims, starts)
@@ -204,14 +200,9 @@ def fusion(corpus, qids, texts, qvecs, qrels):
 
 def final(corpus, qids, texts, qvecs, qrels):
     """The baselines and the candidates chosen on train, for one report on another split."""
-    results = []
+    report = Reporter(qids, corpus.paper_ids, qrels)
+    results = report.results
     starts = _starts(corpus.chunk_paper)
-    pids = corpus.paper_ids
-
-    def report(name, scores):
-        m = score(to_run(qids, scores, pids), qrels)
-        results.append((name, m))
-        print(f"{name:<52} nDCG@10 {m['nDCG@10']:.4f}  R@100 {m['R@100']:.4f}  MRR@10 {m['RR@10']:.4f}", flush=True)
 
     d_max = _paper_max((qvecs @ corpus.chunk_vecs.T).astype(np.float64), starts)
     d_mean = (qvecs @ corpus.paper_vecs.T).astype(np.float64)
