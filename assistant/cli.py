@@ -200,9 +200,10 @@ Model = Annotated[Optional[str], typer.Option("--model", help="LLM model name (L
 BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL (openai-compatible backend).")]
 
 
-def _answer_app(library, chroma_url, backend, model, base_url, retriever=None, k=None):
+def _answer_app(library, chroma_url, backend, model, base_url, **overrides):
+    """An App for the commands that answer (ask, summarize, chat, ui): the backend options plus their own."""
     return _app(library=library, chroma_url=chroma_url, backend=backend, llm_model=model,
-                llm_base_url=base_url, retriever=retriever, top_k=k)
+                llm_base_url=base_url, **overrides)
 
 
 def _run_answer(a, question: str, as_json: bool, **kwargs):
@@ -259,7 +260,7 @@ def ask(
 ) -> None:
     """Answer a question with citations to the papers in the library."""
     with _user_errors():
-        a = _answer_app(library, chroma_url, backend, model, base_url, retriever, k)
+        a = _answer_app(library, chroma_url, backend, model, base_url, retriever=retriever, top_k=k)
         _require_papers(a)
         _run_answer(a, question, as_json, mode=mode)
 
@@ -280,7 +281,7 @@ def summarize(
     with _user_errors():
         if not topic and not paper:
             raise UserError("give a topic or at least one --paper ID")
-        a = _answer_app(library, chroma_url, backend, model, base_url, None, k)
+        a = _answer_app(library, chroma_url, backend, model, base_url, top_k=k)
         _require_papers(a)
         _run_answer(a, topic or "", as_json, mode="summarize", paper_ids=paper or None)
 
@@ -296,7 +297,7 @@ def chat(
 ) -> None:
     """A conversation in the terminal: follow-up questions are understood from the history."""
     with _user_errors():
-        a = _answer_app(library, chroma_url, backend, model, base_url, None, k)
+        a = _answer_app(library, chroma_url, backend, model, base_url, top_k=k)
         _require_papers(a)
         typer.echo("Ask about the papers; 'new' starts over, 'quit' or Ctrl-D ends.")
         history: list[dict] = []
@@ -334,8 +335,7 @@ def ui(
 ) -> None:
     """Serve the chat page in the browser (login from ASSISTANT_UI_AUTH='user:password' when set)."""
     with _user_errors():
-        a = _app(library=library, chroma_url=chroma_url, backend=backend, llm_model=model,
-                 llm_base_url=base_url, ui_host=host, ui_port=port)
+        a = _answer_app(library, chroma_url, backend, model, base_url, ui_host=host, ui_port=port)
         from assistant.ui import launch
 
         launch(a)

@@ -140,7 +140,6 @@ def _paper_from(pid: str, abstract: str, meta: dict) -> Paper:
 class DenseMatch:
     chunk_id: str
     paper_id: str
-    text: str
     similarity: float  # cosine similarity, 1 - cosine distance
 
 
@@ -208,22 +207,16 @@ class Library:
         return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
 
     @_guarded
-    def query(self, vector: np.ndarray, n: int, where: dict | None = None, with_text: bool = False) -> list[DenseMatch]:
+    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseMatch]:
         """The n nearest chunks, nearest first (fewer if the library is smaller).
 
-        Texts only on request: fetching documents costs more than the search
-        itself at 100k papers, and a caller needs the text of a few hits only
-        (``chunk_texts``).
+        Distances only: the paper is in the chunk id, and at 100k papers fetching
+        the documents cost four times the search itself (the metadata, twice it
+        on the bundled library). ``chunk_texts`` fetches the few texts needed.
         """
-        # No metadata either: the paper is in the chunk id, and reading 200 metadata
-        # records costs twice the search on the bundled library.
-        include = ["distances"] + (["documents"] if with_text else [])
-        res = self.chunks.query(query_embeddings=[vector.tolist()], n_results=max(1, n), where=where, include=include)
-        docs = res["documents"][0] if with_text else [""] * len(res["ids"][0])
-        return [
-            DenseMatch(cid, paper_of(cid), doc, 1.0 - float(dist))
-            for cid, doc, dist in zip(res["ids"][0], docs, res["distances"][0])
-        ]
+        res = self.chunks.query(query_embeddings=[vector.tolist()], n_results=max(1, n), where=where,
+                                include=["distances"])
+        return [DenseMatch(cid, paper_of(cid), 1.0 - float(dist)) for cid, dist in zip(res["ids"][0], res["distances"][0])]
 
     @_guarded
     def chunk_texts(self, chunk_ids: list[str]) -> dict[str, str]:
@@ -264,7 +257,7 @@ class Library:
             got_vecs += list(got["embeddings"])
             got_pids += [paper_of(cid) for cid in got["ids"]]
             found = set(got_pids)  # a paper whose chunks are named otherwise falls back to the filter
-            unknown += [pid for pid in dict.fromkeys(paper_of(c) for c in chunk_ids) if pid not in found]
+            unknown += [pid for pid in paper_ids if pid in counts and pid not in found]
         if unknown:
             got = self.chunks.get(where={"paper_id": {"$in": unknown}}, include=["embeddings", "metadatas"])
             got_ids += got["ids"]

@@ -40,8 +40,10 @@ from eval.bench_common import (
     load_average,
     peak_rss_mb,
     questions,
+    run_probe,
     search_latency,
     stats,
+    stop_process,
     timed_process,
 )
 from eval.bench_scaling import measure_scaling
@@ -178,11 +180,7 @@ def measure_warm_fresh(cfg: BenchConfig, home: Path, log: Callable[[str], None])
     28.7 ms p50 against 15.6-18.7 ms in fresh processes on the same library.
     """
     log(f"warm latency, in a fresh process ({cfg.queries} questions)")
-    cmd = [sys.executable, "-m", "eval.bench", "warm", str(home), str(cfg.queries), "1" if cfg.llm else "0"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=bench_env(home), capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        raise RuntimeError((proc.stderr.strip().splitlines() or ["warm probe failed"])[-1])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_probe("eval.bench", ["warm", str(home), str(cfg.queries), "1" if cfg.llm else "0"], home)
 
 
 def _warm_probe(home: Path, queries: int, llm: bool) -> dict:
@@ -241,11 +239,7 @@ def measure_ui(cfg: BenchConfig, home: Path, log: Callable[[str], None], timeout
             second_ms = 1000 * (time.perf_counter() - t0)
             peak = peak_rss_mb(proc.pid)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
     return {"page_seconds": page_s, "first_answer_seconds": answer_s, "second_ask_ms": second_ms,
             "answered": bool(first.get("answer")), "declined": bool(first.get("declined")), "peak_rss_mb": peak}
 

@@ -109,6 +109,30 @@ def timed_process(cmd: list[str], env: dict, timeout: float = 300.0) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_probe(module: str, args: list[str], home: Path, timeout: float = 1800.0) -> dict:
+    """Run ``python -m module args`` in a fresh process on ``home``; its last stdout line is the JSON result.
+
+    A failed probe raises RuntimeError with the last line of its stderr.
+    """
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=bench_env(home),
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError((proc.stderr.strip().splitlines() or [f"{module} failed"])[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """Terminate a child server, and kill it if it has not gone after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def bench_settings(home: Path, library: str = LIBRARY, **extra):
     from assistant.settings import Settings
 

@@ -183,35 +183,19 @@ def _charts(result: dict, folder: Path) -> list[str]:
     made = []
     rows = [r for r in result.get("scaling") or [] if (r.get("search") or {}).get("latency")]
     if rows:
-        fig, ax = plt.subplots(figsize=(6.5, 4))
         sizes = [r["papers"] for r in rows]
+        latency = []
         for mode, color in (("dense", "tab:blue"), ("bm25", "tab:orange"), ("hybrid", "tab:green")):
-            ax.plot(sizes, [r["search"]["latency"][mode]["p50"] for r in rows], "o-", color=color, label=f"{mode} p50")
-            ax.plot(sizes, [r["search"]["latency"][mode]["p95"] for r in rows], "o--", color=color, alpha=0.5, label=f"{mode} p95")
-        ax.axhline(TARGETS["hybrid_p50_ms_100k"], color="grey", lw=0.8, ls=":", label="hybrid p50 target at 100k")
-        ax.set_xscale("log")
-        ax.set_xlabel("papers in the library")
-        ax.set_ylabel("search latency (ms)")
-        ax.set_title("Search latency against library size")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(folder / "latency_vs_size.png", dpi=120)
-        plt.close(fig)
-        made.append("latency_vs_size.png")
-
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        ax.plot(sizes, [r.get("build", {}).get("peak_rss_mb", 0) for r in rows], "o-", label="peak RSS, BM25 build")
-        ax.plot(sizes, [r["search"].get("peak_rss_mb", 0) for r in rows], "o-", label="peak RSS, searching")
-        ax.axhline(TARGETS["memory_mb_100k"], color="grey", lw=0.8, ls=":", label="2 GiB target")
-        ax.set_xscale("log")
-        ax.set_xlabel("papers in the library")
-        ax.set_ylabel("MiB")
-        ax.set_title("Memory against library size")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(folder / "memory_vs_size.png", dpi=120)
-        plt.close(fig)
-        made.append("memory_vs_size.png")
+            latency.append((f"{mode} p50", [r["search"]["latency"][mode]["p50"] for r in rows], {"color": color}))
+            latency.append((f"{mode} p95", [r["search"]["latency"][mode]["p95"] for r in rows],
+                            {"color": color, "alpha": 0.5, "ls": "--"}))
+        made.append(_size_chart(plt, folder / "latency_vs_size.png", sizes, latency, "search latency (ms)",
+                                "Search latency against library size",
+                                (TARGETS["hybrid_p50_ms_100k"], "hybrid p50 target at 100k")))
+        memory = [("peak RSS, BM25 build", [r.get("build", {}).get("peak_rss_mb", 0) for r in rows], {}),
+                  ("peak RSS, searching", [r["search"].get("peak_rss_mb", 0) for r in rows], {})]
+        made.append(_size_chart(plt, folder / "memory_vs_size.png", sizes, memory, "MiB",
+                                "Memory against library size", (TARGETS["memory_mb_100k"], "2 GiB target")))
 
     ing = result.get("ingest")
     if ing:
@@ -246,3 +230,21 @@ def _charts(result: dict, folder: Path) -> list[str]:
         plt.close(fig)
         made.append("cold_start.png")
     return made
+
+
+def _size_chart(plt, path: Path, sizes: list[int], series: list[tuple[str, list[float], dict]],
+                ylabel: str, title: str, target: tuple[float, str]) -> str:
+    """One line per series against library size (log scale), with the target as a dotted line; returns the file name."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, values, style in series:
+        ax.plot(sizes, values, marker="o", label=label, **{"ls": "-", **style})
+    ax.axhline(target[0], color="grey", lw=0.8, ls=":", label=target[1])
+    ax.set_xscale("log")
+    ax.set_xlabel("papers in the library")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.name

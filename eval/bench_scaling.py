@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from assistant.settings import LOCAL_MODEL
-from eval.bench_common import ROOT, bench_env, bench_settings, peak_rss_mb, questions, rss_mb, search_latency
+from eval.bench_common import bench_settings, peak_rss_mb, questions, rss_mb, run_probe, search_latency
 
 SYNTHETIC = "synthetic"
 
@@ -65,11 +64,10 @@ class _NoEmbedder:
 
 
 def _probe(home: Path, library: str, qfile: Path, phase: str) -> dict:
-    cmd = [sys.executable, "-m", "eval.bench_scaling", "probe", str(home), library, str(qfile), phase]
-    proc = subprocess.run(cmd, cwd=ROOT, env=bench_env(home), capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        return run_probe("eval.bench_scaling", ["probe", str(home), library, str(qfile), phase], home)
+    except RuntimeError as exc:  # one size failing must not lose the others
+        return {"error": str(exc)}
 
 
 def probe(home: Path, library: str, qfile: Path, phase: str) -> dict:

@@ -7,11 +7,11 @@ switched off, and every server a test talks to is started on 127.0.0.1.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
+from eval.bench_common import free_port, stop_process  # free_port: tests import it from here
 from tests.fakes import openai_server as fake_openai
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,10 +68,6 @@ def bundled_app(bundled_home, embedder, monkeypatch):
     return App(Settings(home=bundled_home), embedder=embedder)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ChromaServer:
@@ -111,12 +107,8 @@ class ChromaServer:
         raise RuntimeError("chroma run did not start in time")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except Exception:
-                self.proc.kill()
+        if self.proc:
+            stop_process(self.proc, grace=10)
         self.proc = None
 
 

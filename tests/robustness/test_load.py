@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from tests.conftest import DATA
+from tests.ui.conftest import ask_concurrently
 from tests.ui.test_ui_api import QUESTIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]
@@ -23,17 +22,10 @@ def _title_questions(n: int) -> list[str]:
 
 
 def test_load__twenty_concurrent_questions_are_all_answered_with_valid_citations(live_page):
-    from gradio_client import Client
-
     questions = QUESTIONS + _title_questions(20 - len(QUESTIONS))
     assert len(set(questions)) == 20
 
-    def ask(question: str) -> dict:
-        client = Client(live_page.url, verbose=False)  # one client per thread, as separate users would be
-        return client.predict(question=question, api_name="/ask")
-
-    with ThreadPoolExecutor(max_workers=len(questions)) as pool:
-        answers = list(pool.map(ask, questions, timeout=600))
+    answers = ask_concurrently(live_page.url, questions, timeout=600)
 
     for question, answer in zip(questions, answers):
         assert answer["question"] == question  # no answer crossed over to another user

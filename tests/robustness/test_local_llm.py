@@ -27,6 +27,7 @@ from assistant.backends.openai_backend import estimate_tokens
 from assistant.citations import check_answer, parse_citations
 from assistant.cli import app as cli
 from assistant.cli import render_references
+from eval.bench_common import stop_process
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -66,11 +67,7 @@ def llama_server(tmp_path_factory):
                 time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 

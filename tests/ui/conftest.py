@@ -62,3 +62,16 @@ def browser():
         chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+def ask_concurrently(url: str, questions: list[str], timeout: float) -> list[dict]:
+    """Ask every question at once through the page's /ask API, one client per thread as separate users would be."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    def ask(question: str) -> dict:
+        return Client(url, verbose=False).predict(question=question, api_name="/ask")
+
+    with ThreadPoolExecutor(max_workers=len(questions)) as pool:
+        return list(pool.map(ask, questions, timeout=timeout))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
+
+from tests.ui.conftest import ask_concurrently
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # gradio's own pandas deprecations
 
@@ -24,14 +24,7 @@ QUESTIONS = [
 
 @pytest.mark.slow
 def test_api__ten_concurrent_questions_are_all_answered_with_citations(live_page):
-    from gradio_client import Client
-
-    def ask(question: str) -> dict:
-        client = Client(live_page.url, verbose=False)  # one client per thread, as separate users would be
-        return client.predict(question=question, api_name="/ask")
-
-    with ThreadPoolExecutor(max_workers=len(QUESTIONS)) as pool:
-        answers = list(pool.map(ask, QUESTIONS, timeout=300))
+    answers = ask_concurrently(live_page.url, QUESTIONS, timeout=300)
 
     for question, answer in zip(QUESTIONS, answers):
         assert answer["question"] == question
