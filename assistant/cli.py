@@ -28,7 +28,7 @@ DEFAULT_DATA = Path("data")
 Library = Annotated[Optional[str], typer.Option("--library", "-l", help="Library name (default: 'default').")]
 ChromaUrl = Annotated[Optional[str], typer.Option("--chroma-url", help="Chroma server URL, http://host:port.")]
 Retriever = Annotated[Optional[str], typer.Option("--retriever", "-r", help="hybrid, dense or bm25.")]
-TopK = Annotated[Optional[int], typer.Option("-k", "--top-k", help="Number of papers.")]
+TopK = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Number of papers.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -104,7 +104,7 @@ def ingest(
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("-k", "--top-k", help="Number of papers.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="Number of papers.")] = 10,
     retriever: Retriever = None,
     library: Library = None,
     chroma_url: ChromaUrl = None,

@@ -65,3 +65,9 @@ def test_cli__config_masks_keys(monkeypatch):
     assert out.exit_code == 0
     assert "sk-secret" not in out.output and "sk-other" not in out.output
     assert "llm_api_key = ****1234" in out.output
+
+
+def test_cli__zero_papers_is_rejected_not_read_as_the_default():
+    for args in (["search", "x", "-k", "0"], ["ask", "x", "-k", "0"]):
+        out = runner.invoke(cli, args)
+        assert out.exit_code == 2 and "'-k' / '--top-k'" in out.output and "greater than or equal" in out.output, out.output
