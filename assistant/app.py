@@ -12,7 +12,7 @@ import threading
 from functools import cached_property
 from pathlib import Path
 
-from assistant.settings import Settings
+from assistant.core.settings import Settings
 
 
 class App:
@@ -25,31 +25,31 @@ class App:
 
     @cached_property
     def client(self):
-        from assistant.store import make_client
+        from assistant.library.store import make_client
 
         return self._client or make_client(self.settings.store_dir, self.settings.chroma_url)
 
     @cached_property
     def embedder(self):
-        from assistant.embeddings import make_embedder
+        from assistant.library.embeddings import make_embedder
 
         return self._embedder or make_embedder(self.settings)
 
     @cached_property
     def library(self):
-        from assistant.store import Library
+        from assistant.library.store import Library
 
         return Library(self.client, self.settings.library, self.embedder.name)
 
     def bm25(self):
-        from assistant.bm25 import load_or_build
+        from assistant.library.bm25 import load_or_build
 
         location = self.settings.chroma_url or str(self.settings.store_dir)
         return load_or_build(self.library, self.settings.bm25_dir, location, self.settings.bm25_unit)
 
     @cached_property
     def searcher(self):
-        from assistant.retrieval import FusionConfig, Searcher
+        from assistant.search.retriever import FusionConfig, Searcher
 
         fusion = FusionConfig(method=self.settings.fusion, dense_weight=self.settings.fusion_weight, rrf_k=self.settings.rrf_k)
         return Searcher(self.library, self.embedder, self.bm25, fusion)
@@ -74,13 +74,13 @@ class App:
 
     @cached_property
     def backend(self):
-        from assistant.backends import make_backend
+        from assistant.answering.backend_base import make_backend
 
         return self._backend or make_backend(self.settings, embed_fn=self.embedder.embed)
 
     @cached_property
     def engine(self):
-        from assistant.answer import AnswerEngine
+        from assistant.answering.engine import AnswerEngine
 
         return AnswerEngine(
             lambda query, k: self.searcher.search(query, k=k, mode=self.settings.retriever),
@@ -92,8 +92,8 @@ class App:
 
     def query_engine(self):
         """The answer path as a llama-index query engine over the paper retriever."""
-        from assistant.answer import make_query_engine
-        from assistant.retrieval import make_llama_retriever
+        from assistant.answering.engine import make_query_engine
+        from assistant.search.retriever import make_llama_retriever
 
         retriever = make_llama_retriever(self.searcher, k=self.settings.top_k, mode=self.settings.retriever)
         return make_query_engine(self.engine, retriever)

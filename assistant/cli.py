@@ -39,7 +39,7 @@ class UserError(Exception):
 def _settings(**overrides):
     from pydantic import ValidationError
 
-    from assistant.settings import load_settings
+    from assistant.core.settings import load_settings
 
     try:
         return load_settings(**overrides)
@@ -58,7 +58,7 @@ def _app(**overrides):
 @contextmanager
 def _user_errors():
     """Known failures become one line on stderr and exit status 1."""
-    from assistant.store import StoreError
+    from assistant.library.store import StoreError
     from ingest.pipeline import LibraryBusy
 
     try:
@@ -169,7 +169,7 @@ def papers_show(
 @app.command()
 def libraries(chroma_url: ChromaUrl = None, as_json: AsJson = False) -> None:
     """List the libraries in the store."""
-    from assistant.store import list_libraries
+    from assistant.library.store import list_libraries
 
     with _user_errors():
         a = _app(chroma_url=chroma_url)
@@ -208,7 +208,7 @@ def _answer_app(library, chroma_url, backend, model, base_url, **overrides):
 
 def _run_answer(a, question: str, as_json: bool, **kwargs):
     """Stream one answer to the terminal (or print its JSON); returns the Answer."""
-    from assistant.backends import BackendError
+    from assistant.answering.backend_base import BackendError
 
     answer = None
     try:
@@ -336,7 +336,7 @@ def ui(
     """Serve the chat page in the browser (login from ASSISTANT_UI_AUTH='user:password' when set)."""
     with _user_errors():
         a = _answer_app(library, chroma_url, backend, model, base_url, ui_host=host, ui_port=port)
-        from assistant.ui import launch
+        from assistant.ui.page import launch
 
         launch(a)
 

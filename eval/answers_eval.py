@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.citations import answer_sentences, parse_citations
+from assistant.answering.citations import answer_sentences, parse_citations
 from eval.retrieval_eval import gold_ids, load_questions
 
 _NUMBER = re.compile(r"^[\d.,]+\s*(%|x|×|[kKmMbB])?$")
@@ -46,7 +46,7 @@ def fact_covered(fact: str, answer: str) -> bool:
 
 
 def _judge(backend, question: str, answer: str, sources: list) -> dict | None:
-    from assistant.prompts import format_sources, load_prompt
+    from assistant.core.prompts import format_sources, load_prompt
 
     try:
         messages = load_prompt("judge").render(question=question, answer=answer, sources=format_sources(sources))

@@ -20,7 +20,7 @@ import re
 import time
 from pathlib import Path
 
-from assistant.types import Paper
+from assistant.core.types import Paper
 
 CORPUS = "corpus.jsonl"
 QUERIES = "queries.jsonl"
@@ -155,7 +155,7 @@ def eval_beir(
     Returns {"metrics": {nDCG@10, R@100, RR@10, ...}, "per_query": {...},
     "index": what indexing did, "queries": n, "seconds": ...}.
     """
-    from assistant.settings import load_settings
+    from assistant.core.settings import load_settings
     from eval.metrics import BEIR_MEASURES, evaluate
 
     folder = Path(folder)

@@ -71,7 +71,7 @@ def measure_ingest(cfg: BenchConfig, home: Path, log: Callable[[str], None]) -> 
     Returns the section and what the later steps need (papers, chunks, vectors, embedder).
     """
     from assistant.app import App
-    from assistant.embeddings import LocalEmbedder
+    from assistant.library.embeddings import LocalEmbedder
     from eval.synthetic import read_bundled
     from ingest.chunking import chunk_paper
 
@@ -252,7 +252,7 @@ def measure_gpu(base_texts: list[str], log: Callable[[str], None], papers: int =
         return {"available": False}
     if not torch.cuda.is_available():
         return {"available": False}
-    from assistant.embeddings import LocalEmbedder
+    from assistant.library.embeddings import LocalEmbedder
 
     log(f"GPU: {torch.cuda.get_device_name(0)}")
     enc = LocalEmbedder(batch_size=256, device="cuda", engine="torch")

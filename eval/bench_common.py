@@ -134,7 +134,7 @@ def stop_process(proc: subprocess.Popen, grace: float = 15.0) -> None:
 
 
 def bench_settings(home: Path, library: str = LIBRARY, **extra):
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
     return Settings(home=home, library=library, retriever="hybrid", **extra)
 

@@ -14,10 +14,11 @@ import json
 import time
 from pathlib import Path
 
+from assistant.core.errors import UserError
 from eval.metrics import DEV_MEASURES, evaluate, mean_by_group
 
 
-class QuestionError(ValueError):
+class QuestionError(UserError):
     """The question file is malformed or names papers the library does not hold."""
 
 

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from assistant.types import Chunk, Paper, chunk_id
+from assistant.core.types import Chunk, Paper, chunk_id
 
 NOISE = 0.01  # per-dimension std of the noise added to a mixture (norm ≈ 0.2 before renormalising)
 
@@ -50,7 +50,7 @@ def read_bundled(paths: list[Path]) -> list[Paper]:
 
 def base_papers(papers: list[Paper], chunks: list[list[Chunk]], vectors: np.ndarray) -> list[BasePaper]:
     """Pair each real paper with its sentences and mean chunk vector (``vectors`` row-aligned with the flat chunks)."""
-    from ingest.chunking import split_sentences
+    from assistant.core.text import split_sentences
 
     out, row = [], 0
     for paper, paper_chunks in zip(papers, chunks):

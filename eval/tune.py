@@ -95,7 +95,7 @@ class BM25:
     def __init__(self, texts: list[str], k1: float, b: float):
         import bm25s
 
-        from assistant.bm25 import tokenize
+        from assistant.library.bm25 import tokenize
 
         self.tokenize = tokenize
         self.model = bm25s.BM25(k1=k1, b=b)
@@ -165,7 +165,7 @@ def main() -> None:
     args = parser.parse_args()
     from eval.tune_variants import run_variants
 
-    from assistant.settings import load_settings
+    from assistant.core.settings import load_settings
 
     app = beir_app(args.folder, load_settings())
     qrels = load_qrels(args.folder, args.split)

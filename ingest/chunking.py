@@ -7,36 +7,10 @@ silently truncated by the model and its tail never gets embedded.
 
 from __future__ import annotations
 
-import re
 from typing import Callable
 
-from assistant.types import Chunk, Paper, chunk_id
-
-# Abbreviations after which a period does not end a sentence.
-_ABBREV = {"e.g", "i.e", "et al", "etc", "vs", "fig", "figs", "eq", "eqs", "sec", "al", "approx", "cf", "resp", "no", "dr", "mr", "ms", "st"}
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[\\])")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split an abstract into sentences, keeping abbreviations and decimals intact."""
-    text = re.sub(r"\s+", " ", text).strip()
-    if not text:
-        return []
-    sentences: list[str] = []
-    start = 0
-    for m in _BOUNDARY.finditer(text):
-        candidate = text[start : m.start()].strip()
-        last_word = candidate.rsplit(" ", 1)[-1].rstrip(".!?").lower()
-        tail2 = " ".join(candidate.rsplit(" ", 2)[-2:]).rstrip(".").lower()
-        if last_word in _ABBREV or tail2 in _ABBREV or re.fullmatch(r"[a-z]", last_word):
-            continue  # "e.g. BERT", "et al. 2020", "A. Smith"
-        sentences.append(text[start : m.end()].strip())
-        start = m.end()
-    rest = text[start:].strip()
-    if rest:
-        sentences.append(rest)
-    return sentences
-
+from assistant.core.text import split_sentences
+from assistant.core.types import Chunk, Paper, chunk_id
 
 def _split_long(sentence: str, budget: int, count: Callable[[str], int]) -> list[str]:
     """Cut a sentence longer than the budget at word boundaries."""

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from assistant.types import Paper
+from assistant.core.types import Paper
 
 # Control and invisible format characters that survive NFKC and would otherwise
 # end up in embeddings and prompts: C0/C1 controls that are not whitespace, soft

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from assistant.types import Paper, Skipped
+from assistant.core.errors import UserError
+from assistant.core.types import Paper, Skipped
 from ingest.chunking import chunk_paper
 from ingest.normalize import dedupe
 from ingest.readers import read_path
@@ -26,7 +27,7 @@ INPUT_SUFFIXES = {".txt", ".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".bib", 
 GROUP_CHUNKS = 512  # chunks embedded and written per step
 
 
-class LibraryBusy(RuntimeError):
+class LibraryBusy(UserError):
     """Another ingest is writing to this library."""
 
 

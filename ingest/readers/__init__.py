@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.types import ReadResult
+from assistant.core.types import ReadResult
 from ingest.readers import arxiv, bibtex, csv_reader, daily_papers, hf_daily, jsonl
 from ingest.readers.common import ABSTRACT_KEYS, check_file, file_problem
 

@@ -17,7 +17,7 @@ import bibtexparser
 from bibtexparser import middlewares as mw
 from bibtexparser.model import Entry
 
-from assistant.types import Paper, ReadResult, Skipped
+from assistant.core.types import Paper, ReadResult, Skipped
 from ingest.readers.common import add, make_paper, split_categories
 
 ARXIV_FIELDS = ("eprint", "arxiv", "arxivid", "arxiv_id")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from assistant.types import Paper, ReadResult, Skipped
+from assistant.core.types import Paper, ReadResult, Skipped
 from ingest.normalize import canonical_arxiv_id, normalize_text, paper_id_for
 
 # Real abstracts are under ~2,000 characters (arXiv caps them at 1,920); a

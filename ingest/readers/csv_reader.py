@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from assistant.types import ReadResult, Skipped
+from assistant.core.types import ReadResult, Skipped
 from ingest.readers.common import ABSTRACT_KEYS, TITLE_KEYS, add, file_problem, paper_from_record
 
 DELIMITERS = ",\t;|"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from assistant.types import ReadResult, Skipped
+from assistant.core.types import ReadResult, Skipped
 from ingest.readers.common import add, make_paper, short
 
 # Lines of the saved listing page that are not papers, compared case-folded.

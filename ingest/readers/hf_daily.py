@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from assistant.types import Paper, ReadResult, Skipped
+from assistant.core.types import Paper, ReadResult, Skipped
 from ingest.readers.common import make_paper, split_authors
 from ingest.readers.jsonl import read_records
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.types import ReadResult, Skipped
+from assistant.core.types import ReadResult, Skipped
 from ingest.readers.common import add, paper_from_record
 
 # Keys under which a top-level JSON object commonly wraps its list of records.

@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from assistant.answer import split_comparison
+from assistant.answering.engine import split_comparison
 from assistant.app import App
 from assistant.cli import app as cli
-from assistant.types import DECLINE_PHRASE
+from assistant.core.types import DECLINE_PHRASE
 
 NPO = "Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning"
 
@@ -43,7 +43,7 @@ def test_extractive__npo_vs_gradient_ascent_cites_npo_and_covers_both(bundled_ap
 
 def test_extractive__every_sentence_carries_a_citation_to_a_source(bundled_app):
     answer = bundled_app.engine.ask("How can a language model be made to forget specific training data?")
-    from assistant.citations import answer_sentences, parse_citations
+    from assistant.answering.citations import answer_sentences, parse_citations
 
     sentences = [s for s in answer_sentences(answer.answer) if len(s) > 20]
     assert sentences and all(parse_citations(s) for s in sentences)

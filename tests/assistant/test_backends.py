@@ -8,14 +8,14 @@ import time
 import numpy as np
 import pytest
 
-from assistant.backends import AnswerTask, BackendError, Source, make_backend
-from assistant.backends.extractive import ExtractiveBackend, guess_sides
-from assistant.backends.openai_backend import OpenAIBackend, OpenAICompatibleBackend, estimate_tokens, retry_delay
-from assistant.backends.text import content_words
-from assistant.citations import check_answer, parse_citations
-from assistant.prompts import SOURCES_CLOSE, SOURCES_OPEN
-from assistant.settings import Settings
-from assistant.types import DECLINE_PHRASE
+from assistant.answering.backend_base import AnswerTask, BackendError, Source, make_backend
+from assistant.answering.extractive import ExtractiveBackend, guess_sides
+from assistant.llms.openai_backend import OpenAIBackend, OpenAICompatibleBackend, estimate_tokens, retry_delay
+from assistant.core.text import content_words
+from assistant.answering.citations import check_answer, parse_citations
+from assistant.core.prompts import SOURCES_CLOSE, SOURCES_OPEN
+from assistant.core.settings import Settings
+from assistant.core.types import DECLINE_PHRASE
 
 NPO = Source(1, "2402.05369", "Negative Preference Optimization",
              "Large language models memorise sensitive data. Negative preference optimization (NPO) treats the forget "

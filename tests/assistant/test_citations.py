@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.backends.base import Source
-from assistant.citations import check_answer, lexical_support, parse_citations
+from assistant.answering.backend_base import Source
+from assistant.answering.citations import check_answer, lexical_support, parse_citations
 
 SOURCES = [
     Source(1, "2402.05369", "Negative Preference Optimization",

@@ -20,13 +20,13 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def onnx_embedder(tmp_path_factory):
-    from assistant.embeddings import LocalEmbedder
+    from assistant.library.embeddings import LocalEmbedder
 
     return LocalEmbedder(cache_dir=tmp_path_factory.mktemp("models"), engine="onnx")
 
 
 def test_embeddings__onnx_matches_sentence_transformers(onnx_embedder, embedder):
-    from assistant.embeddings import LocalEmbedder
+    from assistant.library.embeddings import LocalEmbedder
 
     torch_vectors = LocalEmbedder(engine="torch").embed(TEXTS)
     onnx_vectors = onnx_embedder.embed(TEXTS)
@@ -44,7 +44,7 @@ def test_embeddings__batching_does_not_change_vectors(onnx_embedder):
 def test_embeddings__exported_model_serves_queries_without_importing_torch(onnx_embedder):
     onnx_embedder.embed(["export first"])
     code = (
-        "import sys; from assistant.embeddings import LocalEmbedder; "
+        "import sys; from assistant.library.embeddings import LocalEmbedder; "
         f"e = LocalEmbedder(cache_dir={str(onnx_embedder.cache_dir)!r}); v = e.embed_query('hello'); "
         "assert e.active_engine == 'onnx' and v.shape == (384,); "
         "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'heavy import'"

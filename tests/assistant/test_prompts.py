@@ -7,8 +7,8 @@ from importlib import resources
 
 import pytest
 
-from assistant.backends.base import Source
-from assistant.prompts import (
+from assistant.answering.backend_base import Source
+from assistant.core.prompts import (
     EXPECTED,
     SOURCES_CLOSE,
     SOURCES_OPEN,
@@ -17,7 +17,7 @@ from assistant.prompts import (
     load_all,
     load_prompt,
 )
-from assistant.types import DECLINE_PHRASE
+from assistant.core.types import DECLINE_PHRASE
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_search__unknown_mode_is_a_clear_error(bundled_app):
 
 
 def test_llama_retriever__returns_nodes_with_full_abstracts(bundled_app):
-    from assistant.retrieval import make_llama_retriever
+    from assistant.search.retriever import make_llama_retriever
 
     nodes = make_llama_retriever(bundled_app.searcher, k=3).retrieve("negative preference optimization")
     assert nodes[0].node.metadata["title"] == NPO
@@ -70,8 +70,8 @@ def test_search__dense_pool_holds_distinct_papers_not_chunks(bundled_app):
 
 
 def test_bm25__an_empty_library_searches_to_nothing(tmp_path, embedder):
-    from assistant.bm25 import load_or_build
-    from assistant.store import Library, make_client
+    from assistant.library.bm25 import load_or_build
+    from assistant.library.store import Library, make_client
 
     library = Library(make_client(tmp_path / "chroma"), "empty", embedder.name)
     index = load_or_build(library, tmp_path / "bm25", "here")

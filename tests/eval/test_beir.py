@@ -63,7 +63,7 @@ def test_beir__loaders_read_the_layout(scifact_slice):
 
 @pytest.mark.slow
 def test_beir__indexes_scores_and_reuses_library_without_embedding(scifact_slice, embedder, tmp_path):
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
     settings = Settings(home=tmp_path / "home")
     counting = CountingEmbedder(embedder)
@@ -99,7 +99,7 @@ def test_beir__cli_writes_report_and_reuses_index(scifact_slice, embedder, tmp_p
     from typer.testing import CliRunner
 
     from assistant.cli import app
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
     eval_beir(scifact_slice, "test", "bm25", Settings(home=temp_home), embedder)  # index with the shared model
     reports = tmp_path / "reports"

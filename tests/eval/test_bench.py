@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from assistant.types import Paper
+from assistant.core.types import Paper
 from eval.synthetic import BasePaper, read_bundled, synthetic_items
 from tests.conftest import FIXTURES
 

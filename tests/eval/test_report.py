@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from assistant.settings import Settings
+from assistant.core.settings import Settings
 from eval.report import compare_runs, load_report, write_report
 
 

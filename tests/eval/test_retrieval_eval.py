@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.types import Paper
+from assistant.core.types import Paper
 from eval.retrieval_eval import QuestionError, eval_retrieval, gold_ids, load_questions
 
 DEV = Path(__file__).resolve().parents[2] / "eval" / "datasets" / "dev.jsonl"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from assistant.types import Paper
-from ingest.chunking import chunk_paper, split_sentences
+from assistant.core.types import Paper
+from assistant.core.text import split_sentences
+from ingest.chunking import chunk_paper
 
 
 def test_split_sentences__keeps_abbreviations_and_decimals():

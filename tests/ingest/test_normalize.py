@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from assistant.types import Paper
+from assistant.core.types import Paper
 from ingest.normalize import canonical_arxiv_id, dedupe, normalize_text, normalize_title, paper_id_for
 
 

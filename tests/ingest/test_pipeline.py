@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assistant.app import App
-from assistant.settings import Settings
+from assistant.core.settings import Settings
 from ingest.readers import read_path
 from tests.conftest import DATA, ROOT
 
@@ -86,7 +86,7 @@ def test_ingest__killed_half_way_is_completed_by_the_next_run_without_duplicates
         sys.path.insert(0, {str(ROOT)!r})
         import ingest.pipeline as pipeline
         from assistant.app import App
-        from assistant.settings import Settings
+        from assistant.core.settings import Settings
         pipeline.GROUP_CHUNKS = 8
         app = App(Settings(home={str(temp_home)!r}))
         app.ingest([__import__('pathlib').Path({str(src)!r})],

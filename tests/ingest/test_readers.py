@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.types import ReadResult
+from assistant.core.types import ReadResult
 from ingest.normalize import dedupe
 from ingest.readers import FORMATS, detect_format, read_path
 

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def cli_model(embedder, monkeypatch):
     """CLI commands build their App from settings; give them the session's model instead of loading it again."""
-    import assistant.embeddings
+    import assistant.library.embeddings
 
-    monkeypatch.setattr(assistant.embeddings, "make_embedder", lambda settings: embedder)
+    monkeypatch.setattr(assistant.library.embeddings, "make_embedder", lambda settings: embedder)
     return embedder
 
 
@@ -42,7 +42,7 @@ class SmallLibrary:
 def small_library_home(tmp_path_factory, embedder):
     """A home holding six bundled papers, ingested once; tests get a copy (they may write to it)."""
     from assistant.app import App
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
     home = tmp_path_factory.mktemp("small-home")
     src = home.parent / "small-papers.jsonl"
@@ -55,7 +55,7 @@ def small_library_home(tmp_path_factory, embedder):
 @pytest.fixture
 def small_library(small_library_home, temp_home, tmp_path, embedder):
     from assistant.app import App
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
     home, src, rows = small_library_home
     shutil.copytree(home, temp_home, dirs_exist_ok=True)

@@ -63,7 +63,7 @@ def test_bad_input__each_bad_file_is_reported_good_ones_load_and_memory_stays_bo
         from pathlib import Path
         sys.path.insert(0, {str(ROOT)!r})
         from assistant.app import App
-        from assistant.settings import Settings
+        from assistant.core.settings import Settings
         app = App(Settings(home={str(temp_home)!r}))
         app.embedder.embed(["warm up the model"])
         app.library.count_papers()

@@ -30,7 +30,7 @@ def _one_error_line(output: str) -> str:
 
 def _server_library(url: str, embedder):
     from assistant.app import App
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
     return App(Settings(chroma_url=url), embedder=embedder).library
 
@@ -71,7 +71,7 @@ def test_chroma_server__killed_mid_ingest_is_one_line_and_the_rerun_completes(tm
             import os, signal, sys
             sys.path.insert(0, {str(ROOT)!r})
             import ingest.pipeline as pipeline
-            import assistant.store as store
+            import assistant.library.store as store
             pipeline.GROUP_CHUNKS = 8
             write = store.Library.write
             def write_then_kill(self, items):
@@ -120,8 +120,8 @@ def test_chroma_server__down_at_question_time_is_one_line_in_the_cli(chroma_serv
 
 def test_chroma_server__down_at_question_time_is_a_message_in_the_ui(chroma_server, tmp_path, embedder):
     from assistant.app import App
-    from assistant.settings import Settings
-    from assistant.ui import ChatPage
+    from assistant.core.settings import Settings
+    from assistant.ui.page import ChatPage
 
     src = tmp_path / "papers.jsonl"
     _papers_jsonl(src, 3)

@@ -12,9 +12,9 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from assistant.backends import BackendError
+from assistant.answering.backend_base import BackendError
 from assistant.cli import app as cli
-from assistant.ui import ChatPage
+from assistant.ui.page import ChatPage
 
 QUESTION = "How can large language models unlearn with embedding-corrupted prompts?"
 runner = CliRunner()

@@ -22,9 +22,9 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.app import App
-from assistant.backends import AnswerTask, Source
-from assistant.backends.openai_backend import estimate_tokens
-from assistant.citations import check_answer, parse_citations
+from assistant.answering.backend_base import AnswerTask, Source
+from assistant.llms.openai_backend import estimate_tokens
+from assistant.answering.citations import check_answer, parse_citations
 from assistant.cli import app as cli
 from assistant.cli import render_references
 from eval.bench_common import stop_process

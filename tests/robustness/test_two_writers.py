@@ -11,8 +11,8 @@ import time
 import pytest
 
 from assistant.app import App
-from assistant.settings import Settings
-from assistant.ui import ChatPage
+from assistant.core.settings import Settings
+from assistant.ui.page import ChatPage
 from tests.conftest import ROOT
 from tests.ingest.test_pipeline import _papers_jsonl
 
@@ -54,7 +54,7 @@ def test_two_writers__ingest_runs_while_the_page_answers_and_a_second_upload_is_
         sys.path.insert(0, {str(ROOT)!r})
         import ingest.pipeline as pipeline
         from assistant.app import App
-        from assistant.settings import Settings
+        from assistant.core.settings import Settings
         pipeline.GROUP_CHUNKS = 8
         def step(done, total):
             Path({str(started)!r}).touch()

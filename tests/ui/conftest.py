@@ -37,8 +37,8 @@ class LivePage:
 @pytest.fixture(scope="session")
 def live_page(bundled_home, embedder, tmp_path_factory):
     from assistant.app import App
-    from assistant.settings import Settings
-    from assistant.ui import launch
+    from assistant.core.settings import Settings
+    from assistant.ui.page import launch
 
     home = tmp_path_factory.mktemp("ui-home")
     shutil.copytree(bundled_home, home, dirs_exist_ok=True)

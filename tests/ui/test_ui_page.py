@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assistant.app import App
-from assistant.settings import Settings
-from assistant.ui import MAX_QUESTION, ChatPage
+from assistant.core.settings import Settings
+from assistant.ui.page import MAX_QUESTION, ChatPage
 from tests.conftest import free_port
 
 NPO_TITLE = "Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning"
@@ -113,7 +113,7 @@ def test_launch__binds_to_localhost_and_asks_for_the_login(tmp_path, embedder):
     import urllib.error
     import urllib.request
 
-    from assistant.ui import launch, parse_auth
+    from assistant.ui.page import launch, parse_auth
 
     with pytest.raises(ValueError, match="user:password"):
         parse_auth("no-colon")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from assistant.answer import Answer
-from assistant.backends.base import Source
-from assistant.types import DECLINE_PHRASE
-from assistant.ui_render import (
+from assistant.answering.engine import Answer
+from assistant.answering.backend_base import Source
+from assistant.core.types import DECLINE_PHRASE
+from assistant.ui.render import (
     answer_markdown,
     history_for_engine,
     highlight,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol, runtime_checkabl
 import numpy as np
 
 if TYPE_CHECKING:
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
 MODES = ("answer", "compare", "summarize")
 
@@ -81,19 +81,19 @@ def make_backend(settings: "Settings", embed_fn: EmbedFn | None = None) -> Backe
     """
     name = settings.backend
     if name == "extractive":
-        from assistant.backends.extractive import ExtractiveBackend
+        from assistant.answering.extractive import ExtractiveBackend
 
         if embed_fn is None:
-            from assistant.embeddings import make_embedder
+            from assistant.library.embeddings import make_embedder
 
             embed_fn = make_embedder(settings).embed
         return ExtractiveBackend(embed_fn)
     if name == "openai":
-        from assistant.backends.openai_backend import OpenAIBackend
+        from assistant.llms.openai_backend import OpenAIBackend
 
         return OpenAIBackend(settings)
     if name == "openai-compatible":
-        from assistant.backends.openai_backend import OpenAICompatibleBackend
+        from assistant.llms.openai_backend import OpenAICompatibleBackend
 
         return OpenAICompatibleBackend(settings)
     raise BackendError(f"unknown backend {name!r}: use extractive, openai or openai-compatible")

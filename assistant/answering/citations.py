@@ -16,12 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
-from assistant.backends.text import content_words, strip_citations
-from ingest.chunking import split_sentences
+from assistant.core.text import CITATION, content_words, split_sentences, strip_citations
 
-# One bracket of numbers: [3], [1, 2], [1-3], [1–3], [2, 4-6]. Nothing else
-# (so "[CLS]" or "[a]" are left alone).
-_BRACKET = re.compile(r"\[\s*(\d+(?:\s*[-–]\s*\d+)?(?:\s*,\s*\d+(?:\s*[-–]\s*\d+)?)*)\s*\]")
 _RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")
 MAX_RANGE = 50  # a "[1-9999]" is not a citation worth expanding
 SUPPORT_THRESHOLD = 0.5
@@ -70,7 +66,7 @@ def _numbers(inner: str) -> list[int]:
 def parse_citations(text: str) -> list[int]:
     """Cited numbers in order of first appearance, without repeats: "[2] ... [1, 3-4]" → [2, 1, 3, 4]."""
     seen: dict[int, None] = {}
-    for m in _BRACKET.finditer(text):
+    for m in CITATION.finditer(text):
         for n in _numbers(m.group(1)):
             seen.setdefault(n, None)
     return list(seen)
@@ -92,7 +88,7 @@ def remove_unknown(text: str, known: set[int]) -> tuple[str, list[int]]:
             return m.group(0)  # untouched: keep the writer's own form, e.g. [1-3]
         return _format(keep) if keep else ""
 
-    cleaned = _BRACKET.sub(fix, text)
+    cleaned = CITATION.sub(fix, text)
     if dropped:
         # An emptied bracket leaves "claim ." or "a  b": tidy the space it left.
         cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
@@ -105,7 +101,7 @@ def answer_sentences(text: str) -> list[str]:
     out: list[str] = []
     for para in re.split(r"\n\s*\n|\n(?=\s*[-*•]\s)", text):
         for sentence in split_sentences(para):
-            lead = re.match(r"^((?:\s*" + _BRACKET.pattern + r")+)\s*", sentence)
+            lead = re.match(r"^((?:\s*" + CITATION.pattern + r")+)\s*", sentence)
             if lead and out:
                 out[-1] = f"{out[-1]} {lead.group(1).strip()}"
                 sentence = sentence[lead.end() :]

@@ -14,9 +14,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
-from assistant.backends.base import AnswerTask, Backend, BackendError, Source
-from assistant.citations import check_answer
-from assistant.types import DECLINE_PHRASE, Hit
+from assistant.answering.backend_base import AnswerTask, Backend, BackendError, Source
+from assistant.answering.citations import check_answer
+from assistant.core.types import DECLINE_PHRASE, Hit
 
 _COMPARE_PATTERNS = [
     re.compile(r"^\s*(?:please\s+)?(?:compare|contrast)\s+(?P<a>.+?)\s+(?:and|with|to|against|versus|vs\.?)\s+(?P<b>.+?)\s*[?.!]*\s*$", re.I),
@@ -181,7 +181,7 @@ class AnswerEngine:
             return question
         if getattr(self.backend, "can_complete", False):
             try:
-                from assistant.prompts import load_prompt
+                from assistant.core.prompts import load_prompt
 
                 messages = load_prompt("condense").render(history=_history_text(history), question=question)
                 rewritten = self.backend.complete(messages).strip().strip('"')

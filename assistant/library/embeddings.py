@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from assistant.settings import LOCAL_MODEL, Settings
+from assistant.core.settings import LOCAL_MODEL, Settings
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,11 @@ from urllib.parse import urlsplit
 import httpx
 import openai
 
-from assistant.backends.base import AnswerTask, BackendError, Source
-from assistant.prompts import format_sources, load_prompt
+from assistant.answering.backend_base import AnswerTask, BackendError, Source
+from assistant.core.prompts import format_sources, load_prompt
 
 if TYPE_CHECKING:
-    from assistant.settings import Settings
+    from assistant.core.settings import Settings
 
 CHARS_PER_TOKEN = 3.5  # conservative for English; tiktoken would need a download
 MESSAGE_OVERHEAD = 8  # tokens per chat message for role markers and templates

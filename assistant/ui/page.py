@@ -1,7 +1,7 @@
 """The Gradio chat page: a thin shell over App — streamed cited answers, sources panel, library panel.
 
 Every handler calls App / AnswerEngine functions and renders what they return
-(rendering lives in ``assistant.ui_render``); no retrieval or answer logic
+(rendering lives in ``assistant.ui.render``); no retrieval or answer logic
 lives here. Known failures (backend, store, bad input) become a message in the
 chat or panel, never a traceback, and the page keeps working.
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.app import App
-from assistant.backends import BackendError
-from assistant.store import StoreError
-from assistant.ui_render import (
+from assistant.answering.backend_base import BackendError
+from assistant.library.store import StoreError
+from assistant.ui.render import (
     CSS,
     answer_markdown,
     history_for_engine,

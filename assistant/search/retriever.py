@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from assistant.types import Hit
+from assistant.core.types import Hit
 
 MODES = ("hybrid", "dense", "bm25")
 

@@ -1,6 +1,6 @@
 """HTML and Markdown for the chat page: linked citations, the sources panel, paper lists.
 
-Pure functions from answer objects to strings, kept apart from ``assistant.ui``
+Pure functions from answer objects to strings, kept apart from ``assistant.ui.page``
 (which wires Gradio events) so they can be read and tested without a browser.
 Nothing here retrieves or ranks; the one judgement made is *which abstract
 sentence to highlight* for a citation, a display choice made with the same
@@ -13,12 +13,10 @@ import html
 import re
 from pathlib import Path
 
-from assistant.citations import answer_sentences, lexical_support, parse_citations
-from assistant.types import DECLINE_PHRASE
-from ingest.chunking import split_sentences
+from assistant.answering.citations import answer_sentences, lexical_support, parse_citations
+from assistant.core.types import DECLINE_PHRASE
+from assistant.core.text import CITATION, split_sentences
 
-# A citation bracket as the checker understands it: [3], [1, 2], [1-3].
-_BRACKET = re.compile(r"\[\s*\d+(?:\s*[-–]\s*\d+)?(?:\s*,\s*\d+(?:\s*[-–]\s*\d+)?)*\s*\]")
 _LINK = re.compile(r"\[(\d+)\]\(#src-\d+\)")
 # Notes appended under an answer start with this, so follow-up history can leave them out.
 NOTE_MARK = "\n\n> ⚠"
@@ -84,7 +82,7 @@ def linkify(text: str) -> str:
         numbers = parse_citations(m.group(0))
         return "[" + ", ".join(f"[{n}](#src-{n})" for n in numbers) + "]" if numbers else m.group(0)
 
-    return _BRACKET.sub(link, text)
+    return CITATION.sub(link, text)
 
 
 def answer_markdown(answer) -> str:
@@ -108,7 +106,7 @@ def _citing_sentences(answer_text: str) -> dict[int, list[str]]:
     """For each cited number, the answer sentences that cite it (citation marks removed)."""
     out: dict[int, list[str]] = {}
     for sentence in answer_sentences(answer_text):
-        plain = _BRACKET.sub(" ", sentence).strip()
+        plain = CITATION.sub(" ", sentence).strip()
         for n in parse_citations(sentence):
             out.setdefault(n, []).append(plain)
     return out

@@ -21,7 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Protocol
 
-from assistant.types import DECLINE_PHRASE
+from assistant.core.errors import UserError
+from assistant.core.types import DECLINE_PHRASE
 
 # The placeholders each prompt must use: no more, no fewer.
 EXPECTED: dict[str, frozenset[str]] = {
@@ -41,7 +42,7 @@ _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _SECTION = re.compile(r"^##\s+(system|user)\s*$", re.MULTILINE | re.IGNORECASE)
 
 
-class PromptError(ValueError):
+class PromptError(UserError):
     """A prompt template is missing, malformed, or uses the wrong placeholders."""
 
 

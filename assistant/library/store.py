@@ -26,14 +26,15 @@ from urllib.parse import urlparse
 import httpx
 import numpy as np
 
-from assistant.types import Chunk, Paper, chunk_id, paper_of
+from assistant.core.errors import UserError
+from assistant.core.types import Chunk, Paper, chunk_id, paper_of
 
 META_ID = "__meta__"
 CHUNKS = "chunks"
 PAPERS = "papers"
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError):
     """The store cannot be reached or used; the message is for the user."""
 
 
