@@ -12,7 +12,27 @@ import threading
 from functools import cached_property
 from pathlib import Path
 
+from assistant.core.errors import UserError
 from assistant.core.settings import Settings
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from env and TOML with flags on top; an invalid value is a UserError naming the field."""
+    from pydantic import ValidationError
+
+    from assistant.core.settings import load_settings as _load
+
+    try:
+        return _load(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise UserError(f"invalid setting {field}: {err['msg']}") from None
+
+
+def load_app(**overrides) -> "App":
+    """An App from the effective settings (flags given as keyword arguments; None means not given)."""
+    return App(load_settings(**overrides))
 
 
 class App:
@@ -53,6 +73,11 @@ class App:
 
         fusion = FusionConfig(method=self.settings.fusion, dense_weight=self.settings.fusion_weight, rrf_k=self.settings.rrf_k)
         return Searcher(self.library, self.embedder, self.bm25, fusion)
+
+    def require_papers(self) -> None:
+        """Raise a UserError when the library is empty (every command that reads it checks first)."""
+        if self.library.count_papers() == 0:
+            raise UserError(f"library {self.settings.library!r} is empty: run `assistant ingest` first")
 
     def search(self, query: str, k: int | None = None, mode: str | None = None):
         return self.searcher.search(query, k=k or self.settings.top_k, mode=mode or self.settings.retriever)

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
-app = typer.Typer(
-    help="Research assistant: cited answers over a library of paper abstracts.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-papers_app = typer.Typer(help="Browse the papers in a library.", no_args_is_help=True)
-app.add_typer(papers_app, name="papers")
+from assistant.app import load_app, load_settings
+from assistant.core.errors import BackendError, UserError
 
 DEFAULT_DATA = Path("data")
 
@@ -32,43 +27,72 @@ TopK = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Numbe
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-class UserError(Exception):
-    """An error the user can fix; printed as one line."""
+class _Commands(TyperGroup):
+    """The error boundary of every command (eval's included): a user error is one line, a bug says where its trace is."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, TyperException):  # usage errors and exits: Typer prints them
+            raise
+        except Exception as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            where = _write_trace(exc)
+            typer.echo(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))}", err=True)
+            typer.echo(f"This is a bug in the assistant, not in your input; the full trace is in {where} "
+                       "(or run again with --debug).", err=True)
+            raise typer.Exit(2) from None
 
 
-def _settings(**overrides):
-    from pydantic import ValidationError
-
-    from assistant.core.settings import load_settings
-
-    try:
-        return load_settings(**overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "settings"
-        raise UserError(f"invalid setting {field}: {err['msg']}") from None
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _app(**overrides):
-    from assistant.app import App
+def _write_trace(exc: BaseException) -> Path:
+    """Write the traceback to <home>/logs/ (the temp folder when home cannot be written); returns the file."""
+    import os
+    import tempfile
+    import traceback
+    from datetime import datetime
 
-    return App(_settings(**overrides))
+    text = "".join(traceback.format_exception(exc))
+    home = Path(os.environ.get("ASSISTANT_HOME") or "~/.research-assistant").expanduser()
+    name = f"error-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    for folder in (home / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(" ".join(sys.argv) + "\n\n" + text)
+            return folder / name
+        except OSError:
+            continue
+    return Path("(could not be written)")
 
 
-@contextmanager
-def _user_errors():
-    """Known failures become one line on stderr and exit status 1."""
-    from assistant.library.store import StoreError
-    from ingest.pipeline import LibraryBusy
+app = typer.Typer(
+    cls=_Commands,
+    help="Research assistant: cited answers over a library of paper abstracts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+papers_app = typer.Typer(help="Browse the papers in a library.", no_args_is_help=True)
+app.add_typer(papers_app, name="papers")
 
-    try:
-        yield
-    except (UserError, StoreError, LibraryBusy, ValueError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an unexpected error.")] = False,
+) -> None:
+    ctx.obj = {"debug": debug}
 
 
 def _print_json(obj) -> None:
@@ -86,19 +110,18 @@ def ingest(
     """Read paper files into a library (unchanged papers are not embedded again)."""
     from ingest.readers import FORMATS
 
-    with _user_errors():
-        if fmt and fmt not in FORMATS:
-            raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-        a = _app(library=library, chroma_url=chroma_url)
-        report = a.ingest(paths or [DEFAULT_DATA], fmt=fmt, progress=not as_json and sys.stderr.isatty())
-        if as_json:
-            _print_json(report.to_dict())
-        else:
-            for line in report.lines():
-                typer.echo(line)
-        if not report.ok:
-            typer.echo("error: nothing could be ingested", err=True)
-            raise typer.Exit(1)
+    if fmt and fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    a = load_app(library=library, chroma_url=chroma_url)
+    report = a.ingest(paths or [DEFAULT_DATA], fmt=fmt, progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        for line in report.lines():
+            typer.echo(line)
+    if not report.ok:
+        typer.echo("error: nothing could be ingested", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -111,34 +134,32 @@ def search(
     as_json: AsJson = False,
 ) -> None:
     """Find the papers most relevant to a query."""
-    with _user_errors():
-        a = _app(library=library, chroma_url=chroma_url, retriever=retriever)
-        _require_papers(a)
-        hits = a.search(query, k=k)
-        if as_json:
-            _print_json([{k_: v for k_, v in h.to_dict().items() if k_ != "abstract"} for h in hits])
-            return
-        if not hits:
-            typer.echo("no matching papers")
-        for i, h in enumerate(hits, 1):
-            typer.echo(f"{i:>2}. {h.title}  [{h.paper_id}]  score {h.score:.3f}")
-            if h.chunks:
-                snippet = h.chunks[0]
-                typer.echo(f"    {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
+    a = load_app(library=library, chroma_url=chroma_url, retriever=retriever)
+    a.require_papers()
+    hits = a.search(query, k=k)
+    if as_json:
+        _print_json([{k_: v for k_, v in h.to_dict().items() if k_ != "abstract"} for h in hits])
+        return
+    if not hits:
+        typer.echo("no matching papers")
+    for i, h in enumerate(hits, 1):
+        typer.echo(f"{i:>2}. {h.title}  [{h.paper_id}]  score {h.score:.3f}")
+        if h.chunks:
+            snippet = h.chunks[0]
+            typer.echo(f"    {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
 
 
 @papers_app.command("list")
 def papers_list(library: Library = None, chroma_url: ChromaUrl = None, as_json: AsJson = False) -> None:
     """List the papers in a library."""
-    with _user_errors():
-        a = _app(library=library, chroma_url=chroma_url)
-        papers = sorted(a.library.iter_papers(), key=lambda p: p.title.lower())
-        if as_json:
-            _print_json([{"paper_id": p.paper_id, "title": p.title, "date": p.date} for p in papers])
-            return
-        for p in papers:
-            typer.echo(f"{p.paper_id}  {p.title}")
-        typer.echo(f"{len(papers)} papers", err=True)
+    a = load_app(library=library, chroma_url=chroma_url)
+    papers = sorted(a.library.iter_papers(), key=lambda p: p.title.lower())
+    if as_json:
+        _print_json([{"paper_id": p.paper_id, "title": p.title, "date": p.date} for p in papers])
+        return
+    for p in papers:
+        typer.echo(f"{p.paper_id}  {p.title}")
+    typer.echo(f"{len(papers)} papers", err=True)
 
 
 @papers_app.command("show")
@@ -149,21 +170,20 @@ def papers_show(
     as_json: AsJson = False,
 ) -> None:
     """Show one paper: title, metadata and the full abstract."""
-    with _user_errors():
-        a = _app(library=library, chroma_url=chroma_url)
-        found = a.library.get_papers([paper_id])
-        if not found:
-            raise UserError(f"no paper {paper_id!r} in library {a.settings.library!r} (see `assistant papers list`)")
-        p = found[0]
-        if as_json:
-            _print_json(p.to_dict())
-            return
-        typer.echo(p.title)
-        for label, value in (("id", p.paper_id), ("authors", ", ".join(p.authors)), ("date", p.date), ("url", p.url), ("source", p.source)):
-            if value:
-                typer.echo(f"{label}: {value}")
-        typer.echo("")
-        typer.echo(p.abstract)
+    a = load_app(library=library, chroma_url=chroma_url)
+    found = a.library.get_papers([paper_id])
+    if not found:
+        raise UserError(f"no paper {paper_id!r} in library {a.settings.library!r} (see `assistant papers list`)")
+    p = found[0]
+    if as_json:
+        _print_json(p.to_dict())
+        return
+    typer.echo(p.title)
+    for label, value in (("id", p.paper_id), ("authors", ", ".join(p.authors)), ("date", p.date), ("url", p.url), ("source", p.source)):
+        if value:
+            typer.echo(f"{label}: {value}")
+    typer.echo("")
+    typer.echo(p.abstract)
 
 
 @app.command()
@@ -171,28 +191,26 @@ def libraries(chroma_url: ChromaUrl = None, as_json: AsJson = False) -> None:
     """List the libraries in the store."""
     from assistant.library.store import list_libraries
 
-    with _user_errors():
-        a = _app(chroma_url=chroma_url)
-        rows = list_libraries(a.client)
-        if as_json:
-            _print_json(rows)
-            return
-        if not rows:
-            typer.echo("no libraries yet: run `assistant ingest`")
-        for r in rows:
-            typer.echo(f"{r['library']:<20} {r['embedding_model']:<24} {r['papers']:>7} papers {r['chunks']:>8} chunks")
+    a = load_app(chroma_url=chroma_url)
+    rows = list_libraries(a.client)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        typer.echo("no libraries yet: run `assistant ingest`")
+    for r in rows:
+        typer.echo(f"{r['library']:<20} {r['embedding_model']:<24} {r['papers']:>7} papers {r['chunks']:>8} chunks")
 
 
 @app.command()
 def config(as_json: AsJson = False) -> None:
     """Show the effective configuration (secrets masked)."""
-    with _user_errors():
-        values = _settings().masked()
-        if as_json:
-            _print_json(values)
-            return
-        for key, value in values.items():
-            typer.echo(f"{key} = {value}")
+    values = load_settings().masked()
+    if as_json:
+        _print_json(values)
+        return
+    for key, value in values.items():
+        typer.echo(f"{key} = {value}")
 
 
 Backend = Annotated[Optional[str], typer.Option("--backend", "-b", help="extractive, openai or openai-compatible.")]
@@ -202,14 +220,12 @@ BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compa
 
 def _answer_app(library, chroma_url, backend, model, base_url, **overrides):
     """An App for the commands that answer (ask, summarize, chat, ui): the backend options plus their own."""
-    return _app(library=library, chroma_url=chroma_url, backend=backend, llm_model=model,
+    return load_app(library=library, chroma_url=chroma_url, backend=backend, llm_model=model,
                 llm_base_url=base_url, **overrides)
 
 
 def _run_answer(a, question: str, as_json: bool, **kwargs):
     """Stream one answer to the terminal (or print its JSON); returns the Answer."""
-    from assistant.answering.backend_base import BackendError
-
     answer = None
     try:
         for event in a.engine.stream(question, **kwargs):
@@ -259,10 +275,9 @@ def ask(
     as_json: AsJson = False,
 ) -> None:
     """Answer a question with citations to the papers in the library."""
-    with _user_errors():
-        a = _answer_app(library, chroma_url, backend, model, base_url, retriever=retriever, top_k=k)
-        _require_papers(a)
-        _run_answer(a, question, as_json, mode=mode)
+    a = _answer_app(library, chroma_url, backend, model, base_url, retriever=retriever, top_k=k)
+    a.require_papers()
+    _run_answer(a, question, as_json, mode=mode)
 
 
 @app.command()
@@ -278,12 +293,11 @@ def summarize(
     as_json: AsJson = False,
 ) -> None:
     """Write a cited summary of a topic, or of chosen papers."""
-    with _user_errors():
-        if not topic and not paper:
-            raise UserError("give a topic or at least one --paper ID")
-        a = _answer_app(library, chroma_url, backend, model, base_url, top_k=k)
-        _require_papers(a)
-        _run_answer(a, topic or "", as_json, mode="summarize", paper_ids=paper or None)
+    if not topic and not paper:
+        raise UserError("give a topic or at least one --paper ID")
+    a = _answer_app(library, chroma_url, backend, model, base_url, top_k=k)
+    a.require_papers()
+    _run_answer(a, topic or "", as_json, mode="summarize", paper_ids=paper or None)
 
 
 @app.command()
@@ -296,31 +310,30 @@ def chat(
     chroma_url: ChromaUrl = None,
 ) -> None:
     """A conversation in the terminal: follow-up questions are understood from the history."""
-    with _user_errors():
-        a = _answer_app(library, chroma_url, backend, model, base_url, top_k=k)
-        _require_papers(a)
-        typer.echo("Ask about the papers; 'new' starts over, 'quit' or Ctrl-D ends.")
-        history: list[dict] = []
-        while True:
-            try:
-                question = input("\n> ").strip()
-            except EOFError:
-                typer.echo("")
-                return
-            if question.lower() in ("quit", "exit", "q"):
-                return
-            if question.lower() == "new":
-                history = []
-                typer.echo("(new conversation)")
-                continue
-            if not question:
-                continue
-            try:
-                answer = _run_answer(a, question, False, history=history)
-            except UserError as exc:
-                typer.echo(f"error: {exc}", err=True)
-                continue
-            history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+    a = _answer_app(library, chroma_url, backend, model, base_url, top_k=k)
+    a.require_papers()
+    typer.echo("Ask about the papers; 'new' starts over, 'quit' or Ctrl-D ends.")
+    history: list[dict] = []
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except EOFError:
+            typer.echo("")
+            return
+        if question.lower() in ("quit", "exit", "q"):
+            return
+        if question.lower() == "new":
+            history = []
+            typer.echo("(new conversation)")
+            continue
+        if not question:
+            continue
+        try:
+            answer = _run_answer(a, question, False, history=history)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            continue
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
 @app.command()
@@ -334,11 +347,10 @@ def ui(
     chroma_url: ChromaUrl = None,
 ) -> None:
     """Serve the chat page in the browser (login from ASSISTANT_UI_AUTH='user:password' when set)."""
-    with _user_errors():
-        a = _answer_app(library, chroma_url, backend, model, base_url, ui_host=host, ui_port=port)
-        from assistant.ui.page import launch
+    a = _answer_app(library, chroma_url, backend, model, base_url, ui_host=host, ui_port=port)
+    from assistant.ui.page import launch
 
-        launch(a)
+    launch(a)
 
 
 @app.command()
@@ -356,26 +368,20 @@ def bench(
     from eval.bench import BenchConfig, run_bench
     from eval.bench_report import targets, write_report
 
-    with _user_errors():
-        try:
-            size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
-        except ValueError:
-            raise UserError(f"--sizes takes comma-separated numbers, not {sizes!r}") from None
-        if not data.exists():
-            raise UserError(f"no such file or folder: {data}")
-        cfg = BenchConfig(data=data.resolve(), sizes=size_list, queries=queries, cold_reps=reps,
-                          ui=not no_ui, llm=not no_llm, work=work)
-        result = run_bench(cfg, log=lambda msg: typer.echo(f"[bench] {msg}", err=True))
-        folder = write_report(result, out)
-        for t in targets(result):
-            mark = {True: "ok", False: "MISSED", None: "-"}[t["met"]]
-            typer.echo(f"{t['label']:<45} {t['shown']:>8}  (goal {t['goal']})  {mark}")
-        typer.echo(f"report: {folder}")
-
-
-def _require_papers(a) -> None:
-    if a.library.count_papers() == 0:
-        raise UserError(f"library {a.settings.library!r} is empty: run `assistant ingest` first")
+    try:
+        size_list = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--sizes takes comma-separated numbers, not {sizes!r}") from None
+    if not data.exists():
+        raise UserError(f"no such file or folder: {data}")
+    cfg = BenchConfig(data=data.resolve(), sizes=size_list, queries=queries, cold_reps=reps,
+                      ui=not no_ui, llm=not no_llm, work=work)
+    result = run_bench(cfg, log=lambda msg: typer.echo(f"[bench] {msg}", err=True))
+    folder = write_report(result, out)
+    for t in targets(result):
+        mark = {True: "ok", False: "MISSED", None: "-"}[t["met"]]
+        typer.echo(f"{t['label']:<45} {t['shown']:>8}  (goal {t['goal']})  {mark}")
+    typer.echo(f"report: {folder}")
 
 
 from eval.cli import eval_app  # noqa: E402  (the eval sub-app; imports nothing heavy at load)

@@ -20,6 +20,7 @@ import re
 import time
 from pathlib import Path
 
+from assistant.core.errors import UserError
 from assistant.core.types import Paper
 
 CORPUS = "corpus.jsonl"
@@ -56,7 +57,7 @@ def load_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
     """qid -> {doc id: relevance} from ``qrels/<split>.tsv`` (header line skipped)."""
     path = Path(folder) / "qrels" / f"{split}.tsv"
     if not path.exists():
-        raise FileNotFoundError(f"no qrels for split {split!r}: {path} does not exist")
+        raise UserError(f"no qrels for split {split!r}: {path} does not exist")
     qrels: dict[str, dict[str, int]] = {}
     with path.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh):

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Callable
 
 from assistant.core.settings import LOCAL_MODEL
-from eval.bench_common import bench_settings, peak_rss_mb, questions, rss_mb, run_probe, search_latency
+from eval.bench_common import (
+    bench_settings,
+    peak_rss_mb,
+    questions,
+    rss_mb,
+    run_probe,
+    search_latency,
+)
 
 SYNTHETIC = "synthetic"
 

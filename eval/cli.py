@@ -1,8 +1,8 @@
 """``assistant eval …``: a thin Typer sub-app over the eval harness (retrieval, beir, compare).
 
 Registered by assistant/cli.py with ``app.add_typer(eval_app, name="eval")``.
-The shared error handling and settings loading come from assistant.cli,
-imported inside each command because assistant.cli imports this module.
+Errors: commands raise ``UserError``; the ``assistant`` command's error boundary
+prints them. This module never imports the CLI (the CLI mounts it).
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from assistant.app import load_app, load_settings
+from assistant.core.errors import UserError
 
 eval_app = typer.Typer(help="Measure retrieval quality: question sets, BEIR benchmarks, run comparisons.",
                        no_args_is_help=True)
@@ -40,16 +43,14 @@ def retrieval(
     reports_dir: ReportsDir = None,
 ) -> None:
     """Score retrieval on a question set: hit@k, recall@5/10, MRR@10, nDCG@10 per question type."""
-    from assistant.cli import _app, _require_papers, _user_errors
     from eval.report import write_report
     from eval.retrieval_eval import eval_retrieval
 
-    with _user_errors():
-        a = _app(library=library, retriever=retriever)
-        _require_papers(a)
-        result = eval_retrieval(a, questions, retriever=a.settings.retriever, k=k, progress=True)
-        folder = write_report(result, "retrieval", run_name, reports_dir)
-        _summary(folder, result["groups"])
+    a = load_app(library=library, retriever=retriever)
+    a.require_papers()
+    result = eval_retrieval(a, questions, retriever=a.settings.retriever, k=k, progress=True)
+    folder = write_report(result, "retrieval", run_name, reports_dir)
+    _summary(folder, result["groups"])
 
 
 @eval_app.command("beir")
@@ -61,19 +62,17 @@ def beir(
     reports_dir: ReportsDir = None,
 ) -> None:
     """Index a BEIR corpus into its own library (reused when unchanged) and report nDCG@10, recall@100, MRR@10."""
-    from assistant.cli import UserError, _settings, _user_errors
     from eval.beir import eval_beir
     from eval.report import write_report
 
-    with _user_errors():
-        if not (folder / "corpus.jsonl").exists():
-            raise UserError(f"{folder} is not a BEIR folder: no corpus.jsonl")
-        settings = _settings(retriever=retriever)
-        result = eval_beir(folder, split=split, retriever=settings.retriever, settings=settings, progress=True)
-        index = result["index"]
-        typer.echo("index: reused" if index["reused"] else f"index: embedded {index['embedded']} chunks")
-        out = write_report(result, "beir", run_name, reports_dir)
-        _summary(out, {"overall": dict(result["metrics"], n=result["queries"])})
+    if not (folder / "corpus.jsonl").exists():
+        raise UserError(f"{folder} is not a BEIR folder: no corpus.jsonl")
+    settings = load_settings(retriever=retriever)
+    result = eval_beir(folder, split=split, retriever=settings.retriever, settings=settings, progress=True)
+    index = result["index"]
+    typer.echo("index: reused" if index["reused"] else f"index: embedded {index['embedded']} chunks")
+    out = write_report(result, "beir", run_name, reports_dir)
+    _summary(out, {"overall": dict(result["metrics"], n=result["queries"])})
 
 
 @eval_app.command("compare")
@@ -83,11 +82,9 @@ def compare(
     reports_dir: ReportsDir = None,
 ) -> None:
     """Markdown table of metric differences between two runs (B − A)."""
-    from assistant.cli import _user_errors
     from eval.report import compare_runs
 
-    with _user_errors():
-        typer.echo(compare_runs(run_a, run_b, reports_dir))
+    typer.echo(compare_runs(run_a, run_b, reports_dir))
 
 
 @eval_app.command("answers")
@@ -101,14 +98,12 @@ def answers(
     reports_dir: ReportsDir = None,
 ) -> None:
     """Run the full ask path per question: citation validity, gold recall/precision, key facts, declining, latency."""
-    from assistant.cli import _app, _require_papers, _user_errors
     from eval.answers_eval import eval_answers
     from eval.report import write_report
 
-    with _user_errors():
-        a = _app(library=library, backend=backend, llm_model=model, llm_base_url=base_url)
-        _require_papers(a)
-        result = eval_answers(a, questions, progress=True)
-        folder = write_report(result, "answers", run_name, reports_dir)
-        typer.echo(f"LLM judge: {result['judge']}")
-        _summary(folder, result["groups"])
+    a = load_app(library=library, backend=backend, llm_model=model, llm_base_url=base_url)
+    a.require_papers()
+    result = eval_answers(a, questions, progress=True)
+    folder = write_report(result, "answers", run_name, reports_dir)
+    typer.echo(f"LLM judge: {result['judge']}")
+    _summary(folder, result["groups"])

@@ -14,6 +14,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from assistant.core.errors import UserError
 from eval.metrics import LABELS
 
 REPORTS_DIR = Path(__file__).resolve().parent / "reports"
@@ -37,7 +38,7 @@ def default_run_name(kind: str) -> str:
 
 def run_dir(run_name: str, root: Path | None = None) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_name):
-        raise ValueError(f"bad run name {run_name!r}: use letters, digits, '.', '_' and '-'")
+        raise UserError(f"bad run name {run_name!r}: use letters, digits, '.', '_' and '-'")
     return Path(root or REPORTS_DIR) / run_name
 
 
@@ -176,7 +177,7 @@ def load_report(run: str | Path, root: Path | None = None) -> dict:
     if not (path / "report.json").exists():
         path = run_dir(str(run), root)
     if not (path / "report.json").exists():
-        raise FileNotFoundError(f"no report for run {str(run)!r} (looked for {path / 'report.json'})")
+        raise UserError(f"no report for run {str(run)!r} (looked for {path / 'report.json'})")
     return json.loads((path / "report.json").read_text())
 
 

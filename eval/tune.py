@@ -163,9 +163,8 @@ def main() -> None:
     parser.add_argument("--set", dest="which", default="signals", help="Variant set: signals or prf.")
     parser.add_argument("--out", type=Path, default=None, help="Write the results table as JSON here.")
     args = parser.parse_args()
-    from eval.tune_variants import run_variants
-
     from assistant.core.settings import load_settings
+    from eval.tune_variants import run_variants
 
     app = beir_app(args.folder, load_settings())
     qrels = load_qrels(args.folder, args.split)

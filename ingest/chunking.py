@@ -12,6 +12,7 @@ from typing import Callable
 from assistant.core.text import split_sentences
 from assistant.core.types import Chunk, Paper, chunk_id
 
+
 def _split_long(sentence: str, budget: int, count: Callable[[str], int]) -> list[str]:
     """Cut a sentence longer than the budget at word boundaries."""
     pieces, current = [], []

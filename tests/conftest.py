@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from eval.bench_common import free_port, stop_process  # free_port: tests import it from here
+from eval.bench_common import (  # free_port: tests import it from here
+    free_port,
+    stop_process,
+)
 from tests.fakes import openai_server as fake_openai
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -71,3 +72,23 @@ def test_cli__zero_papers_is_rejected_not_read_as_the_default():
     for args in (["search", "x", "-k", "0"], ["ask", "x", "-k", "0"]):
         out = runner.invoke(cli, args)
         assert out.exit_code == 2 and "'-k' / '--top-k'" in out.output and "greater than or equal" in out.output, out.output
+
+
+def test_cli__a_bug_is_not_dressed_as_a_user_error(monkeypatch, temp_home):
+    # A programming error (here a ValueError from deep inside) must not read as "error: <message>" with
+    # nothing else: it says it is a bug and where the full trace went.
+    from assistant.app import App
+
+    def broken(self, *args, **kwargs):
+        raise ValueError("list index went wrong")
+
+    monkeypatch.setattr(App, "require_papers", broken)
+    out = runner.invoke(cli, ["search", "unlearning"])
+    assert out.exit_code == 2
+    assert "unexpected ValueError: list index went wrong" in out.stderr
+    trace = Path(out.stderr.split("full trace is in ")[1].split(" (or run")[0])
+    assert trace.parent == temp_home / "logs" and "Traceback" in trace.read_text()
+    assert "Traceback" not in out.output
+
+    out = runner.invoke(cli, ["--debug", "search", "unlearning"])
+    assert isinstance(out.exception, ValueError)  # --debug lets the trace through

@@ -49,8 +49,7 @@ class AnswerTask:
             raise ValueError(f"unknown answer mode {self.mode!r}; expected one of {', '.join(MODES)}")
 
 
-class BackendError(RuntimeError):
-    """A backend failed; the message is one clear line meant for the user."""
+from assistant.core.errors import BackendError  # noqa: E402  (re-exported for the backends)
 
 
 @runtime_checkable

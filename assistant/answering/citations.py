@@ -16,7 +16,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
-from assistant.core.text import CITATION, content_words, split_sentences, strip_citations
+from assistant.core.text import (
+    CITATION,
+    content_words,
+    split_sentences,
+    strip_citations,
+)
 
 _RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")
 MAX_RANGE = 50  # a "[1-9999]" is not a citation worth expanding

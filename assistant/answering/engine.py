@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 from assistant.answering.backend_base import AnswerTask, Backend, BackendError, Source
 from assistant.answering.citations import check_answer
+from assistant.core.errors import UserError
 from assistant.core.types import DECLINE_PHRASE, Hit
 
 _COMPARE_PATTERNS = [
@@ -119,7 +120,7 @@ class AnswerEngine:
         started = time.perf_counter()
         question = (question or "").strip()
         if not question and not paper_ids:
-            raise ValueError("the question is empty")
+            raise UserError("the question is empty")
         k = k or self.k
         standalone = self.condense(question, history or []) if question else ""
         sides: list[str] = []
@@ -209,11 +210,11 @@ class AnswerEngine:
 
     def _hits_for_papers(self, paper_ids: list[str]) -> list[Hit]:
         if not self.get_papers:
-            raise ValueError("this engine cannot look papers up by id")
+            raise UserError("this engine cannot look papers up by id")
         papers = self.get_papers(paper_ids)
         missing = [pid for pid in paper_ids if pid not in {p.paper_id for p in papers}]
         if missing:
-            raise ValueError(f"no paper with id {', '.join(missing)} in the library (see `assistant papers list`)")
+            raise UserError(f"no paper with id {', '.join(missing)} in the library (see `assistant papers list`)")
         return [Hit(paper_id=p.paper_id, title=p.title, score=1.0, abstract=p.abstract, dense=1.0) for p in papers]
 
     def _finish(self, answer: Answer, raw: str, sources: list[Source], started: float, retrieve_ms: float, generate_ms: float) -> Answer:

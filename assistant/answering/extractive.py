@@ -23,9 +23,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from assistant.answering.backend_base import AnswerTask, BackendError, Source
-from assistant.core.text import content_words, overlap, strip_citations
+from assistant.core.text import content_words, overlap, split_sentences, strip_citations
 from assistant.core.types import DECLINE_PHRASE
-from assistant.core.text import split_sentences
 
 # "compare A and B", "A vs. B", "A versus B": used when a compare task names no sides.
 _SIDES = re.compile(r"\s+(?:vs\.?|versus|and|or|with|to)\s+|\s*,\s*", re.IGNORECASE)

@@ -21,6 +21,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from assistant.core.errors import UserError
+
 _STEMMER = None
 _STEMMER_LOCK = threading.Lock()
 
@@ -109,7 +111,7 @@ def rows_for(library, unit: str) -> list[tuple[str, str, str]]:
         return list(library.iter_chunks())
     if unit == "paper":
         return [(p.paper_id, p.paper_id, paper_text(p)) for p in library.iter_papers()]
-    raise ValueError(f"unknown BM25 unit {unit!r}: choose one of {', '.join(UNITS)}")
+    raise UserError(f"unknown BM25 unit {unit!r}: choose one of {', '.join(UNITS)}")
 
 
 def cache_folder(root: Path, library_key: str, location: str, revision: str) -> Path:

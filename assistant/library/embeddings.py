@@ -26,6 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
+from assistant.core.errors import UserError
 from assistant.core.settings import LOCAL_MODEL, Settings
 
 log = logging.getLogger(__name__)
@@ -123,9 +124,9 @@ class LocalEmbedder:
     def __init__(self, batch_size: int = 64, device: str | None = None, cache_dir: Path | None = None,
                  engine: str = "auto"):
         if engine not in ENGINES:
-            raise ValueError(f"unknown embedding engine {engine!r}: choose one of {', '.join(ENGINES)}")
+            raise UserError(f"unknown embedding engine {engine!r}: choose one of {', '.join(ENGINES)}")
         if engine == "onnx" and cache_dir is None:
-            raise ValueError("the onnx engine needs a cache folder for the exported model")
+            raise UserError("the onnx engine needs a cache folder for the exported model")
         self.batch_size = batch_size
         self.device = device
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -257,7 +258,7 @@ class OpenAIEmbedder:
 
     def __init__(self, model: str, api_key: str, batch_size: int = 256, timeout: float = 60.0):
         if not api_key:
-            raise ValueError("OpenAI embeddings need OPENAI_API_KEY (or ASSISTANT_LLM_API_KEY)")
+            raise UserError("OpenAI embeddings need OPENAI_API_KEY (or ASSISTANT_LLM_API_KEY)")
         from openai import OpenAI
 
         self.name = model

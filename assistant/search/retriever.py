@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from assistant.core.errors import UserError
 from assistant.core.types import Hit
 
 MODES = ("hybrid", "dense", "bm25")
@@ -110,7 +111,7 @@ class Searcher:
     def search(self, query: str, k: int = 10, mode: str = "hybrid", with_abstracts: bool = True) -> list[Hit]:
         """The k most relevant papers for ``query``, best first."""
         if mode not in MODES:
-            raise ValueError(f"unknown retriever {mode!r}: choose one of {', '.join(MODES)}")
+            raise UserError(f"unknown retriever {mode!r}: choose one of {', '.join(MODES)}")
         query = retrieval_query(query)
         if not query or k <= 0:
             return []

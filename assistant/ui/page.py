@@ -18,8 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.app import App
-from assistant.answering.backend_base import BackendError
-from assistant.library.store import StoreError
+from assistant.core.errors import UserError
 from assistant.ui.render import (
     CSS,
     answer_markdown,
@@ -30,7 +29,7 @@ from assistant.ui.render import (
     paper_list_html,
     sources_html,
 )
-from ingest.pipeline import INPUT_SUFFIXES, LibraryBusy
+from ingest.pipeline import INPUT_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ EXAMPLES = [
     "Which papers evaluate on TOFU?",
 ]
 # Failures a user can act on; their messages are written for users.
-KNOWN_ERRORS = (BackendError, StoreError, LibraryBusy, ValueError, FileNotFoundError)
+KNOWN_ERRORS = (UserError,)
 # System fonts only: the default theme pulls Google Fonts, which a machine offline (or private) cannot load.
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
@@ -134,7 +133,7 @@ class ChatPage:
         try:
             problem = self._check(question or "")
             if problem:
-                raise ValueError(problem.removeprefix("⚠️ "))
+                raise UserError(problem.removeprefix("⚠️ "))
             answer = self.engine(backend or None).ask(
                 question, mode=MODES.get(mode, mode), k=k or None, history=history_for_engine(history or [])
             )
@@ -248,7 +247,7 @@ def parse_auth(value: str) -> tuple[str, str] | None:
         return None
     user, sep, password = value.partition(":")
     if not sep or not user or not password:
-        raise ValueError("ASSISTANT_UI_AUTH must look like 'user:password'")
+        raise UserError("ASSISTANT_UI_AUTH must look like 'user:password'")
     return user, password
 
 
@@ -261,5 +260,5 @@ def launch(app: App, host: str | None = None, port: int | None = None, auth: str
     try:
         demo.launch(server_name=host, server_port=port, auth=login, theme=THEME, css=CSS, footer_links=["api"], **kwargs)
     except OSError as exc:  # port taken or address not ours: a user error, not a traceback
-        raise ValueError(f"cannot serve on {host}:{port}: {exc}") from None
+        raise UserError(f"cannot serve on {host}:{port}: {exc}") from None
     return demo

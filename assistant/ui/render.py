@@ -13,9 +13,13 @@ import html
 import re
 from pathlib import Path
 
-from assistant.answering.citations import answer_sentences, lexical_support, parse_citations
-from assistant.core.types import DECLINE_PHRASE
+from assistant.answering.citations import (
+    answer_sentences,
+    lexical_support,
+    parse_citations,
+)
 from assistant.core.text import CITATION, split_sentences
+from assistant.core.types import DECLINE_PHRASE
 
 _LINK = re.compile(r"\[(\d+)\]\(#src-\d+\)")
 # Notes appended under an answer start with this, so follow-up history can leave them out.

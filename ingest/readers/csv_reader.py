@@ -12,7 +12,13 @@ import csv
 from pathlib import Path
 
 from assistant.core.types import ReadResult, Skipped
-from ingest.readers.common import ABSTRACT_KEYS, TITLE_KEYS, add, file_problem, paper_from_record
+from ingest.readers.common import (
+    ABSTRACT_KEYS,
+    TITLE_KEYS,
+    add,
+    file_problem,
+    paper_from_record,
+)
 
 DELIMITERS = ",\t;|"
 

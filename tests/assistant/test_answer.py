@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from assistant.answering.engine import split_comparison
 from assistant.app import App
 from assistant.cli import app as cli
+from assistant.core.errors import UserError
 from assistant.core.types import DECLINE_PHRASE
 
 NPO = "Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning"
@@ -80,7 +81,7 @@ def test_summarize__chosen_papers_cites_each_of_them(bundled_app):
 
 
 def test_summarize__unknown_paper_id_is_a_clear_error(bundled_app):
-    with pytest.raises(ValueError, match="no paper with id nope"):
+    with pytest.raises(UserError, match="no paper with id nope"):
         bundled_app.engine.ask("", mode="summarize", paper_ids=["nope"])
 
 

@@ -8,14 +8,24 @@ import time
 import numpy as np
 import pytest
 
-from assistant.answering.backend_base import AnswerTask, BackendError, Source, make_backend
-from assistant.answering.extractive import ExtractiveBackend, guess_sides
-from assistant.llms.openai_backend import OpenAIBackend, OpenAICompatibleBackend, estimate_tokens, retry_delay
-from assistant.core.text import content_words
+from assistant.answering.backend_base import (
+    AnswerTask,
+    BackendError,
+    Source,
+    make_backend,
+)
 from assistant.answering.citations import check_answer, parse_citations
+from assistant.answering.extractive import ExtractiveBackend, guess_sides
 from assistant.core.prompts import SOURCES_CLOSE, SOURCES_OPEN
 from assistant.core.settings import Settings
+from assistant.core.text import content_words
 from assistant.core.types import DECLINE_PHRASE
+from assistant.llms.openai_backend import (
+    OpenAIBackend,
+    OpenAICompatibleBackend,
+    estimate_tokens,
+    retry_delay,
+)
 
 NPO = Source(1, "2402.05369", "Negative Preference Optimization",
              "Large language models memorise sensitive data. Negative preference optimization (NPO) treats the forget "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.core.errors import UserError
+
 NPO = "Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning"
 UTK = "Untie the Knots: An Efficient Data Augmentation Strategy for Long-Context Pre-Training in Language Models"
 
@@ -41,7 +43,7 @@ def test_search__off_topic_query_has_low_dense_similarity(bundled_app):
 
 
 def test_search__unknown_mode_is_a_clear_error(bundled_app):
-    with pytest.raises(ValueError, match="unknown retriever"):
+    with pytest.raises(UserError, match="unknown retriever"):
         bundled_app.searcher.search("anything", mode="magic")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.core.errors import UserError
 from eval.beir import eval_beir, library_name, load_corpus, load_qrels, load_queries
 
 SCIFACT = Path(__file__).resolve().parents[2] / "eval" / "datasets" / "scifact"
@@ -57,7 +58,7 @@ def test_beir__loaders_read_the_layout(scifact_slice):
     assert len(load_queries(scifact_slice)) == 12
     assert set(load_qrels(scifact_slice, "test")) == set(load_queries(scifact_slice))
     assert library_name(scifact_slice) == "beir-scifact"
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError, match="no qrels"):
         load_qrels(scifact_slice, "dev")
 
 

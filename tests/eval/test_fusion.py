@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from assistant.search.retriever import FusionConfig, Searcher, _standardise, retrieval_query
+from assistant.search.retriever import (
+    FusionConfig,
+    Searcher,
+    _standardise,
+    retrieval_query,
+)
 
 
 def test_retrieval_query__drops_phrases_that_address_the_library():

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from assistant.core.errors import UserError
 from assistant.core.settings import Settings
 from eval.report import compare_runs, load_report, write_report
 
@@ -41,7 +42,7 @@ def test_write_report__default_run_name_is_kind_and_timestamp(tmp_path):
 
 
 def test_write_report__rejects_a_run_name_that_is_a_path(tmp_path):
-    with pytest.raises(ValueError, match="bad run name"):
+    with pytest.raises(UserError, match="bad run name"):
         write_report(_result(0.5), "retrieval", "../escape", tmp_path)
 
 

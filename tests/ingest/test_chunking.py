@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from assistant.core.types import Paper
 from assistant.core.text import split_sentences
+from assistant.core.types import Paper
 from ingest.chunking import chunk_paper
 
 

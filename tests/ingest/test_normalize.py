@@ -7,7 +7,13 @@ import hashlib
 import pytest
 
 from assistant.core.types import Paper
-from ingest.normalize import canonical_arxiv_id, dedupe, normalize_text, normalize_title, paper_id_for
+from ingest.normalize import (
+    canonical_arxiv_id,
+    dedupe,
+    normalize_text,
+    normalize_title,
+    paper_id_for,
+)
 
 
 def test_normalize_text__applies_nfkc_and_collapses_whitespace():

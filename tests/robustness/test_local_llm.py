@@ -21,12 +21,12 @@ import urllib.request
 import pytest
 from typer.testing import CliRunner
 
-from assistant.app import App
 from assistant.answering.backend_base import AnswerTask, Source
-from assistant.llms.openai_backend import estimate_tokens
 from assistant.answering.citations import check_answer, parse_citations
+from assistant.app import App
 from assistant.cli import app as cli
 from assistant.cli import render_references
+from assistant.llms.openai_backend import estimate_tokens
 from eval.bench_common import stop_process
 from tests.conftest import free_port
 

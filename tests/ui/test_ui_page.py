@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.app import App
+from assistant.core.errors import UserError
 from assistant.core.settings import Settings
 from assistant.ui.page import MAX_QUESTION, ChatPage
 from tests.conftest import free_port
@@ -115,7 +116,7 @@ def test_launch__binds_to_localhost_and_asks_for_the_login(tmp_path, embedder):
 
     from assistant.ui.page import launch, parse_auth
 
-    with pytest.raises(ValueError, match="user:password"):
+    with pytest.raises(UserError, match="user:password"):
         parse_auth("no-colon")
     app = App(Settings(home=tmp_path / "h", ui_auth="reader:s3cret", ui_port=free_port()), embedder=embedder)
     demo = launch(app, prevent_thread_lock=True, quiet=True)

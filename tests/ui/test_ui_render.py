@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from assistant.answering.engine import Answer
 from assistant.answering.backend_base import Source
+from assistant.answering.engine import Answer
 from assistant.core.types import DECLINE_PHRASE
 from assistant.ui.render import (
     answer_markdown,
-    history_for_engine,
     highlight,
+    history_for_engine,
     linkify,
     message_text,
     sources_html,
