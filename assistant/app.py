@@ -36,8 +36,9 @@ def load_app(**overrides) -> "App":
 
 
 class App:
-    def __init__(self, settings: Settings, embedder=None, backend=None, client=None):
+    def __init__(self, settings: Settings, embedder=None, backend=None, client=None, llm=None):
         self.settings = settings
+        self._llm = llm
         self._embedder = embedder
         self._backend = backend
         self._client = client
@@ -115,10 +116,15 @@ class App:
             get_papers=self.library.get_papers,
         )
 
-    def query_engine(self):
-        """The answer path as a llama-index query engine over the paper retriever."""
-        from assistant.answering.engine import make_query_engine
-        from assistant.search.retriever import make_llama_retriever
+    @cached_property
+    def llm(self):
+        """The llama-index LLM of the configured backend, or None for a backend without one (extractive)."""
+        from assistant.llms import make_llm
 
-        retriever = make_llama_retriever(self.searcher, k=self.settings.top_k, mode=self.settings.retriever)
-        return make_query_engine(self.engine, retriever)
+        return self._llm if self._llm is not None else make_llm(self.settings)
+
+    def retriever(self, k: int | None = None):
+        """The paper retriever as a llama-index BaseRetriever."""
+        from assistant.search.nodes import PaperRetriever
+
+        return PaperRetriever(self.searcher, k=k or self.settings.top_k, mode=self.settings.retriever)

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # answerable questions bottom out at 0.38; 0.25 sits in the gap (README, "Declining").
     min_relevance: float = Field(0.25, description="Decline without calling the backend when the best paper's dense cosine similarity is below this.")
 
-    backend: Literal["extractive", "openai", "openai-compatible"] = Field("extractive", description="Answer backend.")
+    backend: str = Field("extractive", description="Answer backend, by name from the registry (`assistant backends` lists them).")
     llm_model: str = Field("gpt-4o-mini", description="Model name for the openai / openai-compatible backends.")
     llm_base_url: str = Field("", description="Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1).")
     llm_api_key: SecretStr = Field(SecretStr(""), description="API key for the LLM; falls back to OPENAI_API_KEY.")
@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(60.0, description="Seconds before an LLM request times out.")
     llm_max_retries: int = Field(3, description="Retries on 429 and 5xx, with backoff (honours Retry-After).")
     llm_temperature: float = Field(0.1, description="Sampling temperature.")
+    llm_class: str = Field("", description="llama-index backend: the LLM class by import path, e.g. llama_index.llms.ollama:Ollama.")
+    llm_kwargs: dict[str, Any] = Field(default_factory=dict, description="llama-index backend: keyword arguments for llm_class (a TOML table, or JSON in the env var).")
 
     ui_host: str = Field("127.0.0.1", description="Address the chat page binds to.")
     ui_port: int = Field(7860, description="Port of the chat page.")
@@ -83,6 +85,16 @@ class Settings(BaseSettings):
     def _check_library(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", v):
             raise ValueError("library names use letters, digits, '.', '_' and '-', starting with a letter or digit")
+        return v
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, v: str) -> str:
+        from assistant.core.backends import backends
+
+        known = backends()
+        if v not in known:
+            raise ValueError(f"unknown backend {v!r}: choose one of {', '.join(known)}")
         return v
 
     @classmethod

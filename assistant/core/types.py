@@ -94,6 +94,56 @@ class Hit:
     ranks: dict[str, int] = field(default_factory=dict)  # rank per retriever, for explanations
     dense: float | None = None  # best chunk cosine similarity to the query
     bm25: float | None = None  # BM25 score (paper row, or best chunk at the chunk unit)
+    authors: list[str] = field(default_factory=list)
+    date: str = ""
+    url: str = ""
+    source: str = ""  # the file the paper was read from
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Source:
+    """One numbered paper an answer may cite. ``n`` is its citation number, stable from retrieval to display."""
+
+    n: int
+    paper_id: str
+    title: str
+    abstract: str
+    score: float = 0.0  # the retriever's fused score: orders sources, no fixed scale
+    relevance: float | None = None  # cosine similarity to the question: the scale shown to users
+    authors: list[str] = field(default_factory=list)
+    date: str = ""
+    url: str = ""
+
+
+@dataclass
+class Answer:
+    """The answer JSON contract (``--json``, the chat page's /ask, the eval harness, saved conversations).
+
+    ``answerability`` is "answer", "partial" (``unanswered_parts`` says what the
+    sources do not give) or "decline" (``declined`` is True and
+    ``decline_reason`` says why). Each citation is ``{n, paper_id, title,
+    supported, support, evidence}``: ``evidence`` is the source sentence the
+    verifier aligned the citing sentence(s) to, ``support`` its score in [0, 1].
+    """
+
+    question: str
+    answer: str
+    citations: list[dict] = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)
+    dropped_citations: list[int] = field(default_factory=list)
+    unsupported_sentences: list[str] = field(default_factory=list)
+    backend: str = ""
+    model: str = ""
+    mode: str = "answer"
+    declined: bool = False
+    decline_reason: str = ""
+    answerability: str = "answer"
+    unanswered_parts: list[str] = field(default_factory=list)
+    standalone_question: str = ""
+    timings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -127,6 +127,10 @@ class Searcher:
             self._fill_dense(query, dense, sparse, index.chunk_counts)
             ranked = self._fuse(dense, sparse)
         ranked = ranked[:k]
+        if mode == "bm25" and ranked:
+            # BM25 ranks alone, but every hit still carries its true dense similarity:
+            # the answerability decision and the relevance users see read it.
+            self._fill_dense(query, dense, {pid: sparse[pid] for pid, _ in ranked}, index.chunk_counts)
         hits = []
         dense_rank = {pid: i + 1 for i, pid in enumerate(dense)}
         sparse_rank = {pid: i + 1 for i, pid in enumerate(sparse)}
@@ -193,6 +197,7 @@ class Searcher:
             paper = papers.get(hit.paper_id)
             if paper:
                 hit.title = paper.title
+                hit.authors, hit.date, hit.url, hit.source = list(paper.authors), paper.date, paper.url, paper.source
                 if with_abstracts:
                     hit.abstract = paper.abstract
                 if not hit.chunks:
@@ -203,26 +208,3 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     """(x - mean) / std; all zeros when the values do not vary (one candidate, no BM25 match)."""
     std = x.std() if len(x) else 0.0
     return (x - x.mean()) / std if std > 1e-12 else np.zeros_like(x)
-
-
-def make_llama_retriever(searcher: Searcher, k: int = 8, mode: str = "hybrid"):
-    """The searcher as a llama-index retriever: one NodeWithScore per paper (text = full abstract)."""
-    from llama_index.core.retrievers import BaseRetriever
-    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-
-    class PaperRetriever(BaseRetriever):
-        def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-            hits = searcher.search(query_bundle.query_str, k=k, mode=mode)
-            return [
-                NodeWithScore(
-                    node=TextNode(
-                        id_=h.paper_id,
-                        text=h.abstract,
-                        metadata={"title": h.title, "paper_id": h.paper_id, "dense": h.dense, "bm25": h.bm25},
-                    ),
-                    score=h.score,
-                )
-                for h in hits
-            ]
-
-    return PaperRetriever()

@@ -48,10 +48,17 @@ def test_search__unknown_mode_is_a_clear_error(bundled_app):
 
 
 def test_llama_retriever__returns_nodes_with_full_abstracts(bundled_app):
-    from assistant.search.retriever import make_llama_retriever
+    from llama_index.core.retrievers import BaseRetriever
 
-    nodes = make_llama_retriever(bundled_app.searcher, k=3).retrieve("negative preference optimization")
+    from assistant.search.nodes import PaperRetriever, node_hit
+
+    retriever = PaperRetriever(bundled_app.searcher, k=3)
+    assert isinstance(retriever, BaseRetriever)
+    nodes = retriever.retrieve("negative preference optimization")
     assert nodes[0].node.metadata["title"] == NPO
+    assert nodes[0].node.metadata["paper_id"] == node_hit(nodes[0]).paper_id
+    assert 0.3 < nodes[0].node.metadata["dense"] <= 1.0 and nodes[0].node.metadata["bm25"] > 0
+    assert ".txt:" in nodes[0].node.metadata["source"]  # the file (and line) it was read from
     assert "NPO" in nodes[0].node.get_content()
     assert len(nodes) == 3
 
@@ -78,3 +85,11 @@ def test_bm25__an_empty_library_searches_to_nothing(tmp_path, embedder):
     library = Library(make_client(tmp_path / "chroma"), "empty", embedder.name)
     index = load_or_build(library, tmp_path / "bm25", "here")
     assert index.search("anything at all", 10) == []
+
+
+def test_search__bm25_hits_carry_their_dense_similarity(bundled_app):
+    # BM25 ranks on its own, but the answer step reads the dense similarity of every hit: a BM25-only
+    # search once left it empty and every `ask --retriever bm25` declined.
+    hits = bundled_app.searcher.search("negative preference optimization", k=5, mode="bm25")
+    assert hits[0].title == NPO
+    assert all(h.dense is not None for h in hits) and hits[0].dense > 0.4

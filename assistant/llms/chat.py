@@ -1,0 +1,118 @@
+"""Calling a llama-index LLM: chat messages in, text out (whole or streamed), failures as one-line BackendErrors.
+
+Prompts are rendered as ``[{"role", "content"}]`` dicts (``core.prompts``);
+these helpers turn them into llama-index ``ChatMessage`` objects, call any
+``LLM``, and map what can go wrong (unreachable, timed out, key rejected, model
+unknown, rate-limited past the retries, a stream that breaks off or ends
+without a finish reason) to a ``BackendError`` written for the user. A stream
+that stops early is an error, never a short answer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from assistant.core.errors import BackendError
+
+if TYPE_CHECKING:
+    from llama_index.core.llms import LLM
+
+
+def where(llm: "LLM") -> str:
+    """How errors name the model: its server's URL when it has one."""
+    base = getattr(llm, "api_base", None) or getattr(llm, "base_url", None)
+    return f"the model server at {str(base).rstrip('/')}" if base else f"the model backend {type(llm).__name__}"
+
+
+def model_name(llm: "LLM") -> str:
+    return str(getattr(llm, "model", "") or getattr(llm, "model_name", "") or type(llm).__name__)
+
+
+def _messages(messages: list[dict]):
+    from llama_index.core.llms import ChatMessage
+
+    return [ChatMessage(role=m["role"], content=m["content"]) for m in messages]
+
+
+def complete(llm: "LLM", messages: list[dict], max_tokens: int | None = None) -> str:
+    """One chat call; the reply's text. Raises BackendError."""
+    kwargs = {"max_tokens": max_tokens} if max_tokens else {}
+    try:
+        response = llm.chat(_messages(messages), **kwargs)
+    except Exception as exc:
+        raise backend_error(llm, exc) from exc
+    content = response.message.content
+    if not isinstance(content, str):
+        raise BackendError(f"{where(llm)} sent a malformed reply (no text)")
+    return content
+
+
+def stream(llm: "LLM", messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
+    """The reply in pieces as the model writes it. Raises BackendError, also part-way."""
+    kwargs = {"max_tokens": max_tokens} if max_tokens else {}
+    finished = None  # None: this LLM's chunks say nothing about finishing; then trust the end of the stream
+    try:
+        for response in llm.stream_chat(_messages(messages), **kwargs):
+            choices = getattr(response.raw, "choices", None)
+            if choices is not None:  # an OpenAI-style chunk: only a finish reason says the answer is whole
+                finished = bool(finished) or any(getattr(c, "finish_reason", None) for c in choices)
+            if response.delta:
+                yield response.delta
+    except BackendError:
+        raise
+    except Exception as exc:
+        raise backend_error(llm, exc, streaming=True) from exc
+    if finished is False:
+        # A connection closed cleanly part-way looks like a normal end to HTTP.
+        raise BackendError(f"{where(llm)} ended the answer before finishing; try again")
+
+
+def backend_error(llm: "LLM", exc: Exception, streaming: bool = False) -> BackendError:
+    """The one-line BackendError for a failed call (OpenAI-client errors named precisely, others generally)."""
+    at = where(llm)
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - openai is a dependency
+        openai = None
+    if openai is not None:
+        tries = 1 + int(getattr(getattr(llm, "_client", None), "max_retries", 0) or 0)
+        if isinstance(exc, openai.APITimeoutError):  # before APIConnectionError: it is a subclass
+            timeout = getattr(llm, "timeout", None)
+            return BackendError(f"{at} did not answer within {timeout:g} s" if timeout else f"{at} timed out")
+        if isinstance(exc, openai.APIConnectionError):
+            if streaming and "incomplete" in str(exc.__cause__ or exc).lower():
+                return BackendError(f"{at} broke off the answer ({type(exc).__name__}); try again")
+            return BackendError(f"cannot reach {at}")
+        if isinstance(exc, openai.AuthenticationError):
+            return BackendError(f"{at} rejected the API key (401)")
+        if isinstance(exc, openai.NotFoundError):
+            return BackendError(f"model {model_name(llm)!r} not found at {at.removeprefix('the model server at ')} (404); "
+                                "check the model name")
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            if status == 429:
+                return BackendError(f"{at} rate-limited the request (429) {tries} times; try again later")
+            if status >= 500:
+                return BackendError(f"{at} failed ({status}) {tries} times; try again later")
+            return BackendError(f"{at} refused the request ({status}): {_short(exc.message)}")
+        if isinstance(exc, openai.APIResponseValidationError):
+            return BackendError(f"{at} sent a malformed reply ({type(exc).__name__})")
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover
+        httpx = None
+    if httpx is not None and isinstance(exc, httpx.HTTPError):
+        if streaming:
+            return BackendError(f"{at} broke off the answer ({type(exc).__name__}); try again")
+        return BackendError(f"cannot reach {at} ({type(exc).__name__})")
+    if isinstance(exc, (ValueError, AttributeError, TypeError, KeyError)):
+        what = "stream" if streaming else "reply"
+        return BackendError(f"{at} sent a malformed {what} ({type(exc).__name__})")
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return BackendError(f"cannot reach {at} ({type(exc).__name__}: {_short(str(exc))})")
+    return BackendError(f"{at} failed: {type(exc).__name__}: {_short(str(exc))}")
+
+
+def _short(message: str, limit: int = 160) -> str:
+    line = " ".join(str(message).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
