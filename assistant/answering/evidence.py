@@ -1,0 +1,117 @@
+"""Evidence: the retrieved sources cut into sentences, each with its vector, stemmed words, numbers and name tokens.
+
+Answerability, the extractive synthesizer and the verifier all look at the
+same sentences. ``SentenceBank`` splits and embeds each abstract once and keeps
+the result in a bounded cache shared by the chat page's concurrent questions:
+every read and write of the cache holds one lock, and embedding happens outside
+it, so a lookup never races an eviction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from assistant.core.text import content_words, split_sentences, strip_citations
+from assistant.core.types import Source
+
+# A number as a quantity: 530B, 84.5%, 1.4 trillion, 2:4, 40x, 24K, "four times". Years alone count too: harmless.
+NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,:]\d+)*\s?(?:%|x|×|[kKmMbBtT]\b)?|\b(?:one|two|three|four|five|six|seven|eight|"
+                    r"nine|ten|twenty|thirty|forty|fifty|hundred|thousand|million|billion|trillion|twice|half)\b", re.I)
+_NAME_TOKENS = re.compile(r"[a-z0-9]+")
+# Sentences that lean on the one before: quoting them bare means nothing ("Indeed, the former …").
+_DEPENDENT = re.compile(r"^(?:(?:indeed|moreover|furthermore|however|thus|therefore|hence|also|in addition|in contrast|"
+                        r"additionally|consequently|similarly|finally|specifically|in particular|notably|instead),?\s+)?"
+                        r"(?:it|its|this|these|they|their|those|such|that|he|she|the former|the latter|both|"
+                        r"the (?:resulting|proposed|above|same) \w+|here)\b", re.I)
+_FORMER_LATTER = re.compile(r"\b(?:the former|the latter)\b", re.I)
+_URL = re.compile(r"https?://|www\.|github\.com|huggingface\.co", re.I)
+
+
+def name_key(text: str) -> str:
+    """Letters and digits only, lower-cased: "Llama2-70B" and "Llama 2 70B" meet as "llama270b"."""
+    return "".join(_NAME_TOKENS.findall(text.lower()))
+
+
+@dataclass
+class Sentence:
+    """One sentence of source ``n`` (``index`` within its abstract; -1 for the title)."""
+
+    n: int
+    index: int
+    text: str
+    vec: np.ndarray
+    words: frozenset[str] = field(default_factory=frozenset)  # stemmed content words
+    has_number: bool = False
+    dependent: bool = False  # leans on the sentence before it
+    quotable: bool = True  # worth quoting on its own (not a link, not a fragment)
+
+    @property
+    def tokens(self) -> set[str]:
+        return set(_NAME_TOKENS.findall(self.text.lower()))
+
+
+class SentenceBank:
+    """Sentences and vectors of abstracts, cached per (paper, abstract) and shared across threads."""
+
+    def __init__(self, embed_fn: Callable[[list[str]], np.ndarray], max_papers: int = 5000):
+        self.embed_fn = embed_fn
+        self.max_papers = max_papers
+        self._cache: OrderedDict[str, tuple[list[str], np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _key(self, source: Source) -> str:
+        return hashlib.sha1(f"{source.paper_id}\n{source.title}\n{source.abstract}".encode()).hexdigest()
+
+    def split(self, source: Source) -> tuple[list[str], np.ndarray]:
+        """The source's sentences (its title first) and their vectors."""
+        return self.split_many([source])[0]
+
+    def split_many(self, sources: Sequence[Source]) -> list[tuple[list[str], np.ndarray]]:
+        keys = [self._key(s) for s in sources]
+        with self._lock:
+            found = {k: self._cache[k] for k in keys if k in self._cache}
+            for k in found:
+                self._cache.move_to_end(k)
+        todo = [(k, s) for k, s in zip(keys, sources) if k not in found]
+        if todo:
+            texts_per = [[_clean(s.title)] + [_clean(t) for t in split_sentences(s.abstract)] for _, s in todo]
+            flat = [t for texts in texts_per for t in texts]
+            vecs = np.asarray(self.embed_fn(flat), dtype=np.float32) if flat else np.zeros((0, 1), np.float32)
+            start = 0
+            with self._lock:
+                for (k, _), texts in zip(todo, texts_per):
+                    found[k] = (texts, vecs[start : start + len(texts)])
+                    start += len(texts)
+                    self._cache[k] = found[k]
+                while len(self._cache) > self.max_papers:
+                    self._cache.popitem(last=False)
+        return [found[k] for k in keys]
+
+    def sentences(self, sources: Sequence[Source]) -> list[Sentence]:
+        """Every sentence of every source (titles as index -1), in source order."""
+        out: list[Sentence] = []
+        for src, (texts, vecs) in zip(sources, self.split_many(sources)):
+            for i, (text, vec) in enumerate(zip(texts, vecs)):
+                index = i - 1  # the title is -1, the abstract's sentences 0..
+                out.append(Sentence(
+                    n=src.n, index=index, text=text, vec=vec, words=frozenset(content_words(text)),
+                    has_number=bool(NUMBER.search(text)),
+                    dependent=index > 0 and bool(_DEPENDENT.match(text) or _FORMER_LATTER.search(text)),
+                    quotable=index >= 0 and not _URL.search(text) and len(content_words(text)) >= 3,
+                ))
+        return out
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.embed_fn(texts), dtype=np.float32)
+
+
+def _clean(sentence: str) -> str:
+    # Numeric brackets inside an abstract would read as citations once quoted.
+    return re.sub(r"\s+", " ", strip_citations(sentence)).strip()
