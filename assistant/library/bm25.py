@@ -7,18 +7,37 @@ repeated fused best with the dense signal (eval/RESULTS.md): a claim's key
 terms are often in the title, and a whole abstract is the unit that is judged.
 
 The index is built from what is stored in Chroma, so it is always in step
-with the library: the cache folder is keyed by the library's revision (bumped
-by every ingest that changes something). Loading a cached index is a few
+with the library: each revision of the library (bumped by every ingest that
+changes something) gets its own folder. Loading a cached index is a few
 memory-mapped arrays; rebuilding happens only after the library changed.
+
+On disk, several processes (the chat page, a CLI command, an ingest) share one
+library's folder::
+
+    <root>/<library key>-<location hash>/
+        CURRENT            the revision folder in use; replaced with os.replace, never absent once written
+        <revision>/        a complete index, written under a temporary name and renamed into place
+        <revision>.lock    held shared (flock) by every process whose loaded index reads that revision
+        .build.lock        held exclusively while a revision is built and old ones are cleaned
+
+A new revision is written in full, then ``CURRENT`` is swapped to it, then
+older revisions are removed, each only if an exclusive non-blocking lock on
+its ``.lock`` succeeds: a process still reading one keeps it until that
+process lets its index go (its lock closes when the index object is freed).
+In memory, a small LRU keeps the last few libraries' indexes, one revision each.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import threading
+import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 from assistant.core.errors import UserError
@@ -79,14 +98,24 @@ class BM25Index:
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
 
     def save(self, folder: Path) -> None:
+        """Write the index to ``folder`` as a whole: a reader never sees it half-written.
+
+        If ``folder`` already exists (the same revision, written by another process),
+        it is kept as it is: a folder someone may be reading is never replaced.
+        """
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-        self.model.save(str(tmp), show_progress=False)
-        (tmp / "ids.json").write_text(json.dumps({"chunk_ids": self.chunk_ids, "paper_ids": self.paper_ids,
-                                                  "chunk_counts": self.chunk_counts}))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)  # atomic: a reader never sees a half-written index
+        try:
+            self.model.save(str(tmp), show_progress=False)
+            (tmp / "ids.json").write_text(json.dumps({"chunk_ids": self.chunk_ids, "paper_ids": self.paper_ids,
+                                                      "chunk_counts": self.chunk_counts}))
+            try:
+                tmp.rename(folder)  # atomic; fails when the folder exists
+            except OSError:
+                if not (folder / "ids.json").exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def load(cls, folder: Path) -> "BM25Index":
@@ -115,30 +144,162 @@ def rows_for(library, unit: str) -> list[tuple[str, str, str]]:
 
 
 def cache_folder(root: Path, library_key: str, location: str, revision: str) -> Path:
+    """The folder of one revision of a library's index (its parent holds the library's revisions)."""
     where = hashlib.sha1(location.encode()).hexdigest()[:8]  # embedded store vs each server
     return root / f"{library_key}-{where}" / (revision or "empty")
 
 
-_LOADED: dict[Path, BM25Index] = {}
-_LOADED_LOCK = threading.Lock()
+POINTER = "CURRENT"
+_BUILD_LOCK = ".build.lock"
+
+
+def current_revision(library_dir: Path) -> str | None:
+    """The revision ``CURRENT`` names, or None before the first index is written."""
+    try:
+        return (library_dir / POINTER).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _set_current(library_dir: Path, revision: str) -> None:
+    tmp = library_dir / f".{POINTER}.{os.getpid()}.{threading.get_ident()}"
+    tmp.write_text(revision)
+    os.replace(tmp, library_dir / POINTER)  # atomic: readers see the old name or the new, never none
+
+
+def open_revision(library_dir: Path, revision: str) -> BM25Index | None:
+    """The index of ``revision``, holding a shared lock on it for as long as the index object lives.
+
+    None when that revision is not on disk (never written, or already cleaned away).
+    """
+    folder = library_dir / revision
+    if not (folder / "ids.json").exists():  # not written (yet): no lock file to leave behind
+        return None
+    fd = os.open(library_dir / f"{revision}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a cleaner is deleting this revision
+        # Checked after locking: a cleaner that got the lock first has removed the folder.
+        if not (folder / "ids.json").exists():
+            os.close(fd)
+            return None
+        index = BM25Index.load(folder)
+    except BaseException:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        raise
+    weakref.finalize(index, os.close, fd)  # the lock goes with the last reference to the index
+    return index
+
+
+def load_current(library_dir: Path) -> BM25Index | None:
+    """The index ``CURRENT`` names (for readers that do not ask the library for its revision)."""
+    for _ in range(10):  # the pointer may move on between reading it and locking the revision
+        revision = current_revision(library_dir)
+        if revision is None:
+            return None
+        index = open_revision(library_dir, revision)
+        if index is not None:
+            return index
+    return None
+
+
+def clean(library_dir: Path) -> list[str]:
+    """Remove every revision but the current one that no process holds; returns the names removed.
+
+    Call with the build lock held (``load_or_build`` does), so no temporary folder
+    seen here belongs to a build in progress.
+    """
+    keep = current_revision(library_dir)
+    revisions = set()
+    for entry in library_dir.iterdir():
+        name = entry.name
+        if name.startswith((".tmp-", f".{POINTER}.")):  # left by a build that died
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        elif name.endswith(".lock") and name != _BUILD_LOCK:
+            revisions.add(name.removesuffix(".lock"))  # a lock whose folder is gone is removed too
+        elif entry.is_dir():
+            revisions.add(name)
+    removed = []
+    for revision in sorted(revisions - {keep}):
+        fd = os.open(library_dir / f"{revision}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a process is reading this revision: it stays until it lets go
+            shutil.rmtree(library_dir / revision, ignore_errors=True)
+            (library_dir / f"{revision}.lock").unlink(missing_ok=True)
+            removed.append(revision)
+        finally:
+            os.close(fd)
+    return removed
+
+
+CACHE_SIZE = 4  # libraries (or units) whose index stays in memory
+_CACHE: OrderedDict[Path, tuple[str, BM25Index]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _cached(library_dir: Path, revision: str) -> BM25Index | None:
+    with _CACHE_LOCK:
+        got = _CACHE.get(library_dir)
+        if got is None:
+            return None
+        if got[0] != revision:
+            # Stale: let it go before the new revision is built, so that (once no search
+            # still holds it) its lock is free and the build's clean can remove it.
+            del _CACHE[library_dir]
+            return None
+        _CACHE.move_to_end(library_dir)
+        return got[1]
+
+
+def _remember(library_dir: Path, revision: str, index: BM25Index) -> BM25Index:
+    """Cache ``index`` (or return the one another thread cached first for this revision)."""
+    # One revision per library: a newer one replaces the older, whose lock is released
+    # once no search still holds it.
+    with _CACHE_LOCK:
+        got = _CACHE.get(library_dir)
+        if got is not None and got[0] == revision:
+            index = got[1]
+        _CACHE[library_dir] = (revision, index)
+        _CACHE.move_to_end(library_dir)
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return index
 
 
 def load_or_build(library, root: Path, location: str, unit: str = "paper") -> BM25Index:
     """The BM25 index (of ``unit``) for the library's current revision: from memory, disk, or built now."""
+    if unit not in UNITS:
+        raise UserError(f"unknown BM25 unit {unit!r}: choose one of {', '.join(UNITS)}")
     key = library.key if unit == "chunk" else f"{library.key}-{unit}s"  # chunk indexes keep their old folder
-    folder = cache_folder(root, key, location, library.revision())
-    with _LOADED_LOCK:
-        if folder in _LOADED:
-            return _LOADED[folder]
-        if (folder / "ids.json").exists():
-            index = BM25Index.load(folder)
-        else:
-            index = BM25Index.build(rows_for(library, unit), chunk_counts=library.chunk_counts())
-            if not index.chunk_ids:  # an empty library: nothing to save (bm25s cannot save an empty index)
-                return index
-            index.save(folder)
-            for old in folder.parent.iterdir():  # other revisions are stale now
-                if old != folder and not old.name.startswith(".tmp-"):
-                    shutil.rmtree(old, ignore_errors=True)
-        _LOADED[folder] = index
+    revision = library.revision() or "empty"
+    library_dir = cache_folder(root, key, location, revision).parent
+    index = _cached(library_dir, revision)
+    if index is not None:
         return index
+    library_dir.mkdir(parents=True, exist_ok=True)
+    index = open_revision(library_dir, revision)
+    if index is None:
+        # One builder at a time per library, across threads and processes (flock on separate
+        # opens conflicts within a process too); whoever waited finds the revision written.
+        fd = os.open(library_dir / _BUILD_LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            revision = library.revision() or "empty"  # it may have moved on while we waited
+            index = open_revision(library_dir, revision)
+            if index is None:
+                built = BM25Index.build(rows_for(library, unit), chunk_counts=library.chunk_counts())
+                if not built.chunk_ids:  # an empty library: nothing to save (bm25s cannot save an empty index)
+                    return built
+                built.save(library_dir / revision)
+                _set_current(library_dir, revision)
+                # Memory-mapped and held from disk (under the build lock no cleaner can remove it first).
+                index = open_revision(library_dir, revision) or built
+                clean(library_dir)
+        finally:
+            os.close(fd)
+    return _remember(library_dir, revision, index)
