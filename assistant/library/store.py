@@ -203,11 +203,6 @@ class Library:
                 yield i, m["paper_id"], f"{m.get('title', '')}. {d}"
 
     @_guarded
-    def paper_vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
-        got = self.papers.get(ids=paper_ids, include=["embeddings"])
-        return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
-
-    @_guarded
     def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseMatch]:
         """The n nearest chunks, nearest first (fewer if the library is smaller).
 
@@ -319,12 +314,6 @@ class Library:
         self.papers.upsert(ids=[META_ID], documents=[""], metadatas=[{"kind": "meta", "revision": rev}],
                            embeddings=[[1.0] + [0.0] * (dim - 1)])
         return rev
-
-    @_guarded
-    def delete_papers(self, paper_ids: list[str]) -> None:
-        if paper_ids:
-            self.chunks.delete(where={"paper_id": {"$in": paper_ids}})
-            self.papers.delete(ids=paper_ids)
 
     # -- helpers -----------------------------------------------------------------
 
