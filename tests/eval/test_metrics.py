@@ -46,3 +46,38 @@ def test_metrics__mean_by_group_adds_overall():
     assert groups["lookup"] == {"R@5": 0.5, "n": 2}
     assert groups["topic"]["R@5"] == 1.0
     assert groups["overall"]["R@5"] == pytest.approx(2 / 3) and list(groups)[-1] == "overall"
+
+
+def test_paired_test__identical_runs_differ_by_nothing():
+    from eval.metrics import paired_test
+
+    got = paired_test([0.2, 0.5, 0.9], [0.2, 0.5, 0.9])
+    assert got == {"n": 3, "diff": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0, "significant": False}
+
+
+def test_paired_test__matches_the_exact_sign_flip_p_value_and_is_reproducible():
+    from eval.metrics import paired_test
+
+    a = [0.0] * 8 + [0.5] * 4
+    b = [1.0] * 8 + [0.5] * 4  # 8 questions improve, 4 tie; 2**12 arrangements: the test is exact
+    got = paired_test(a, b)
+    # Only the 8 changed pairs matter: all-up and all-down are the only ones as extreme, 2 / 2**8.
+    assert got["p_value"] == pytest.approx(2 / 2**8) and got["significant"] is True
+    assert got["diff"] == pytest.approx(8 / 12) and 0 < got["ci_low"] <= 8 / 12 <= got["ci_high"] <= 1
+    assert paired_test(a, b) == got and paired_test(a, b, seed=1)["p_value"] == got["p_value"]
+
+
+def test_paired_test__two_changes_are_not_enough_and_one_pair_has_no_interval():
+    from eval.metrics import paired_test
+
+    assert paired_test([1, 0, 1, 0, 1], [1, 1, 1, 1, 1])["p_value"] == pytest.approx(0.5)
+    single = paired_test([0.1], [0.9])
+    assert single["diff"] == pytest.approx(0.8) and single["p_value"] is None and single["significant"] is None
+
+
+def test_paired_test__percentile_statistic_tests_latency_percentiles():
+    from eval.metrics import paired_test
+
+    a = [100.0 + i for i in range(40)]
+    got = paired_test(a, [x / 2 for x in a], "p50")
+    assert got["diff"] == pytest.approx(-59.75) and got["significant"] and got["ci_high"] < 0
