@@ -1,17 +1,48 @@
-"""Answer evaluation: the full ask path per question, scored for citations, facts and declining.
+"""Answer evaluation: the full ask path per question (``app.engine``), scored per question and summarised per type.
 
-Metrics (per question type and overall):
+The report keeps one row per question (``per_answer``): id, type, the answer,
+``declined``, ``decline_reason``, ``answerability``, ``unanswered_parts``,
+``cited_ids``, every metric below for that question (None where it does not
+apply) and ``latency_ms``. Each group (question type, and ``overall``) holds the
+mean of each metric over the questions where it applies, latency p50/p95, and ``n``.
 
-* citation validity — share of the citations the backend wrote that point to a
-  real source (dropped numbers count against it);
-* gold recall / precision — among the papers the answer cites;
-* key-fact coverage — numbers must appear exactly; text facts by normalised
-  fuzzy match (rapidfuzz partial ratio ≥ 85);
-* decline accuracy — declines the unanswerable, answers the answerable;
-* supported-sentence rate — cited sentences the citation check found support for;
-* latency p50 / p95 of the whole ask;
-* with an LLM backend, LLM-judged faithfulness and correctness (prompts/judge.md);
-  without one they are reported as not run.
+Which questions a metric applies to follows the question file: ``answerable``,
+and for unanswerable questions ``unanswerable_kind`` ("near-miss": the library
+holds the neighbours but not the detail asked for; "off-topic": nothing in the
+library is about it; an unanswerable question without a kind counts only in
+decline accuracy). An answer is *declined* when the engine says so
+(``declined``, or ``answerability == "decline"``) and *partial* when its
+``answerability`` is "partial". Definitions:
+
+* answered — answerable questions: 1 when not declined (a partial answer counts
+  as answered).
+* answered_in_full — answerable questions: 1 when neither declined nor partial.
+* near_miss_handled — near-miss questions: 1 when declined, or partial with at
+  least one ``unanswered_parts`` entry (the answer says what the abstracts do not give).
+* offtopic_declined — off-topic questions: 1 when declined.
+* decline_accuracy — every question: 1 when it declined exactly the unanswerable ones
+  (a partial answer to a near-miss counts as not declined here; see near_miss_handled).
+* gold_recall — answerable questions with gold papers: share of the gold papers
+  among the cited papers (a declined answer cites none and scores 0).
+* gold_precision — answerable questions that were answered or cite something:
+  share of the distinct cited papers that are gold (an answer with no citation scores 0).
+* key_fact_coverage — answerable questions with key facts: share of the facts
+  the answer text contains (numbers exactly, not inside a longer number; text by
+  normalised fuzzy match, rapidfuzz partial ratio ≥ 85; a decline covers none).
+* citation_validity — every answer that wrote at least one citation number:
+  share of the written numbers that point to a real source (the engine drops the
+  others and lists them in ``dropped_citations``).
+* support — answers whose citations carry the verifier's ``support`` score: the
+  mean of those scores (0–1); None when the engine gives none.
+* supported_rate — answers that were not declined: share of the answer's
+  sentences the verifier did not list in ``unsupported_sentences``.
+* latency_p50_ms / latency_p95_ms — percentiles of the whole ask (``timings.total_ms``).
+* faithfulness / correctness — with an LLM (``app.llm``, or ``judge_llm``), the
+  LLM judge's scores (prompts/judge.md, given the question, the numbered sources,
+  the key facts and the answer), for every question including declined ones.
+  A template that cannot be loaded or rendered stops the run (PromptError); a
+  model failure or an unreadable verdict is recorded for that question
+  (``judge: {"error": ...}``) and the score left out.
 """
 
 from __future__ import annotations
@@ -20,13 +51,19 @@ import json
 import re
 import unicodedata
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-from assistant.answering.citations import answer_sentences, parse_citations
+from assistant.core.text import split_sentences
 from eval.retrieval_eval import gold_ids, load_questions
 
 _NUMBER = re.compile(r"^[\d.,]+\s*(%|x|×|[kKmMbB])?$")
+
+# Per-question metrics, in report order; each group reports their means.
+METRICS = ("answered", "answered_in_full", "near_miss_handled", "offtopic_declined", "decline_accuracy",
+           "gold_precision", "gold_recall", "key_fact_coverage", "citation_validity", "support", "supported_rate")
+JUDGE_METRICS = ("faithfulness", "correctness")
 
 
 def _norm(text: str) -> str:
@@ -45,48 +82,138 @@ def fact_covered(fact: str, answer: str) -> bool:
     return f in a or fuzz.partial_ratio(f, a) >= 85
 
 
-def _judge(backend, question: str, answer: str, sources: list) -> dict | None:
-    from assistant.core.prompts import format_sources, load_prompt
-
-    try:
-        messages = load_prompt("judge").render(question=question, answer=answer, sources=format_sources(sources))
-        raw = backend.complete(messages)
-        match = re.search(r"\{.*\}", raw, re.S)
-        verdict = json.loads(match.group(0)) if match else {}
-        return {k: float(verdict[k]) for k in ("faithfulness", "correctness") if k in verdict}
-    except Exception as exc:  # a judge failure must not end the run; it is recorded per question
-        return {"error": str(exc)[:200]}
+def unanswerable_kind(q: dict) -> str | None:
+    """"near-miss", "off-topic", "unknown" (unanswerable without a kind), or None for an answerable question."""
+    if q.get("answerable", True):
+        return None
+    return q.get("unanswerable_kind") or "unknown"
 
 
-def score_answer(q: dict, answer, gold: list[str], sources_full: list) -> dict:
-    cited = [c["paper_id"] for c in answer.citations]
-    written = len(parse_citations(answer.answer)) + len(answer.dropped_citations)
+def _share(hits: int, total: int) -> float | None:
+    return hits / total if total else None
+
+
+def score_answer(q: dict, answer, gold: list[str]) -> dict:
+    """One ``per_answer`` row: what the engine answered and every metric that applies to this question."""
+    answerable = q.get("answerable", True)
+    kind = unanswerable_kind(q)
+    declined = bool(answer.declined) or getattr(answer, "answerability", "") == "decline"
+    answerability = "decline" if declined else (getattr(answer, "answerability", "") or "answer")
+    partial = answerability == "partial"
+    unanswered = list(getattr(answer, "unanswered_parts", None) or [])
+    citations = list(answer.citations or [])
+    cited_ids = list(dict.fromkeys(c["paper_id"] for c in citations if c.get("paper_id")))
+    dropped = list(answer.dropped_citations or [])
+    valid_numbers = {c.get("n", c.get("paper_id")) for c in citations}
+    written = len(valid_numbers) + len(dropped)
+    supports = [float(c["support"]) for c in citations if isinstance(c.get("support"), (int, float))]
+    facts = q.get("key_facts") or []
+    hits = len(set(cited_ids) & set(gold))
+    sentences = split_sentences(answer.answer or "")
+
     row = {
         "id": q["id"],
-        "type": q.get("type", "untyped"),
-        "answerable": q.get("answerable", True),
-        "declined": answer.declined,
-        "decline_correct": float(answer.declined != q.get("answerable", True)),
-        "latency_ms": answer.timings.get("total_ms", 0.0),
+        "type": q.get("type", "other"),
+        "answerable": answerable,
+        "unanswerable_kind": kind,
         "answer": answer.answer,
-        "cited": cited,
-        "dropped": answer.dropped_citations,
+        "declined": declined,
+        "decline_reason": getattr(answer, "decline_reason", "") or "",
+        "answerability": answerability,
+        "unanswered_parts": unanswered,
+        "cited_ids": cited_ids,
+        "dropped_citations": dropped,
+        "answered": float(not declined) if answerable else None,
+        "answered_in_full": float(not declined and not partial) if answerable else None,
+        "near_miss_handled": float(declined or (partial and bool(unanswered))) if kind == "near-miss" else None,
+        "offtopic_declined": float(declined) if kind == "off-topic" else None,
+        "decline_accuracy": float(declined == (not answerable)),
+        "gold_precision": None,
+        "gold_recall": _share(hits, len(gold)) if answerable else None,
+        "key_fact_coverage": (_share(sum(fact_covered(f, answer.answer or "") for f in facts), len(facts))
+                              if answerable else None),
+        "citation_validity": _share(written - len(dropped), written),
+        "support": float(np.mean(supports)) if supports else None,
+        "supported_rate": (1.0 - min(len(answer.unsupported_sentences or []), len(sentences)) / len(sentences)
+                           if sentences and not declined else None),
+        "latency_ms": float((answer.timings or {}).get("total_ms", 0.0)),
     }
-    if q.get("answerable", True) and not answer.declined:
-        row["citation_validity"] = 1.0 - len(answer.dropped_citations) / written if written else None
-        hits = len(set(cited) & set(gold))
-        row["gold_recall"] = hits / len(gold) if gold else None
-        row["gold_precision"] = hits / len(set(cited)) if cited else 0.0
-        facts = q.get("key_facts") or []
-        row["fact_coverage"] = sum(fact_covered(f, answer.answer) for f in facts) / len(facts) if facts else None
-        cited_sentences = [s for s in answer_sentences(answer.answer) if parse_citations(s)]
-        row["supported_rate"] = (
-            1.0 - len(answer.unsupported_sentences) / len(cited_sentences) if cited_sentences else None
-        )
+    if answerable and (cited_ids or not declined):
+        row["gold_precision"] = hits / len(cited_ids) if cited_ids else 0.0
     return row
 
 
-METRICS = ("citation_validity", "gold_recall", "gold_precision", "fact_coverage", "decline_correct", "supported_rate")
+# -- the LLM judge ----------------------------------------------------------------------
+
+
+def _numbered(sources: list) -> list:
+    """Sources as objects with n, title, abstract (the engine's Source objects, or the Answer's source dicts)."""
+    out = []
+    for i, s in enumerate(sources, 1):
+        if isinstance(s, dict):
+            s = SimpleNamespace(n=s.get("n", i), title=s.get("title", ""), abstract=s.get("abstract", ""))
+        out.append(s)
+    return out
+
+
+def _facts_block(facts: list[str]) -> str:
+    return "\n".join(f"- {f}" for f in facts) if facts else "(none given)"
+
+
+def parse_verdict(raw: str) -> dict:
+    """{"faithfulness", "correctness"[, "reason"]} from the judge's reply, or {"error", "raw"} when unreadable."""
+    match = re.search(r"\{.*\}", raw or "", re.S)
+    try:
+        verdict = json.loads(match.group(0)) if match else None
+    except json.JSONDecodeError:
+        verdict = None
+    if not isinstance(verdict, dict):
+        return {"error": "the judge's reply holds no JSON object", "raw": (raw or "")[:200]}
+    out: dict = {}
+    for key in JUDGE_METRICS:
+        value = verdict.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+            return {"error": f"the judge's {key} is not a number in [0, 1]: {value!r}", "raw": (raw or "")[:200]}
+        out[key] = float(value)
+    if isinstance(verdict.get("reason"), str):
+        out["reason"] = verdict["reason"][:300]
+    return out
+
+
+def judge_answer(llm, prompt, question: str, answer: str, sources: list, key_facts: list[str]) -> dict:
+    """Ask the judge model to grade one answer.
+
+    A prompt that cannot be rendered raises PromptError (a broken harness, not a
+    bad answer); a failed model call or an unreadable verdict comes back as {"error": ...}.
+    """
+    from assistant.core.errors import BackendError
+    from assistant.core.prompts import format_sources
+    from assistant.llms.chat import complete
+
+    messages = prompt.render(question=question, sources=format_sources(_numbered(sources)), answer=answer,
+                             key_facts=_facts_block(key_facts))
+    try:
+        raw = complete(llm, messages)
+    except BackendError as exc:
+        return {"error": str(exc)[:300]}
+    return parse_verdict(raw)
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+def _ask(app, question: str):
+    """The engine's answer and the sources it numbered, from its event stream."""
+    sources: list = []
+    answer = None
+    for event in app.engine.stream(question):
+        if event.kind == "sources":
+            sources = list(event.sources)
+        elif event.kind == "done":
+            answer = event.answer
+    if answer is None:
+        raise RuntimeError(f"the engine's stream ended without an answer for {question!r}")
+    return answer, sources or list(answer.sources or [])
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
@@ -94,53 +221,68 @@ def _mean(rows: list[dict], key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def eval_answers(app, questions_file: Path, progress: bool = False, judge: bool = True) -> dict:
-    """Run every question through ``app.engine`` and score it; returns the result for write_report."""
+def summarise(rows: list[dict], judged: bool = False) -> dict:
+    """One group's line: the mean of each metric where it applies, latency p50/p95, and n."""
+    out = {m: _mean(rows, m) for m in METRICS}
+    if judged:
+        out.update({m: _mean(rows, m) for m in JUDGE_METRICS})
+    lat = [r["latency_ms"] for r in rows]
+    out["latency_p50_ms"] = float(np.percentile(lat, 50)) if lat else None
+    out["latency_p95_ms"] = float(np.percentile(lat, 95)) if lat else None
+    out["n"] = len(rows)
+    return out
+
+
+def eval_answers(app, questions_file: Path, progress: bool = False, judge: bool = True, judge_llm=None) -> dict:
+    """Run every question through ``app.engine`` and score it; returns the result for ``write_report``.
+
+    The judge runs when ``judge`` is True and there is an LLM: ``judge_llm``, else
+    ``app.llm`` (None for the extractive backend).
+    """
+    from assistant.core.prompts import load_prompt
+    from eval.report import input_fingerprints
+
     questions = load_questions(questions_file)
-    gold = gold_ids(questions, list(app.library.iter_papers()))
-    use_judge = judge and getattr(app.backend, "can_complete", False)
-    rows = []
+    papers = list(app.library.iter_papers())
+    gold = gold_ids(questions, papers)
+    llm = (judge_llm if judge_llm is not None else getattr(app, "llm", None)) if judge else None
+    prompt = load_prompt("judge") if llm is not None else None  # a broken template fails before any question runs
+
+    rows, models = [], []
     iterator = questions
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(questions, desc="answers", unit="q")
     for q in iterator:
-        sources_seen: list = []
-        answer = None
-        for event in app.engine.stream(q["question"]):
-            if event.kind == "sources":
-                sources_seen = event.sources
-            elif event.kind == "done":
-                answer = event.answer
-        row = score_answer(q, answer, gold.get(q["id"], []), sources_seen)
-        if use_judge and not answer.declined:
-            row["judge"] = _judge(app.backend, q["question"], answer.answer, sources_seen)
-            for key in ("faithfulness", "correctness"):
-                row[key] = (row["judge"] or {}).get(key)
+        answer, sources = _ask(app, q["question"])
+        models.append(answer.model)
+        row = score_answer(q, answer, gold.get(q["id"], []))
+        if prompt is not None:
+            verdict = judge_answer(llm, prompt, q["question"], answer.answer, sources, q.get("key_facts") or [])
+            row["judge"] = verdict
+            for key in JUDGE_METRICS:
+                row[key] = verdict.get(key)
         rows.append(row)
 
-    def summary(subset: list[dict]) -> dict:
-        out = {m: _mean(subset, m) for m in METRICS}
-        if use_judge:
-            out["faithfulness"] = _mean(subset, "faithfulness")
-            out["correctness"] = _mean(subset, "correctness")
-        lat = [r["latency_ms"] for r in subset]
-        out["latency_p50_ms"] = float(np.percentile(lat, 50)) if lat else None
-        out["latency_p95_ms"] = float(np.percentile(lat, 95)) if lat else None
-        out["n"] = len(subset)
-        return out
+    groups = {t: summarise([r for r in rows if r["type"] == t], prompt is not None) for t in sorted({r["type"] for r in rows})}
+    groups["overall"] = summarise(rows, prompt is not None)
+    if prompt is None:
+        status = "not run (--no-judge)" if not judge else "not run (no LLM backend configured)"
+    else:
+        from assistant.llms.chat import model_name
 
-    types = sorted({r["type"] for r in rows})
-    groups = {t: summary([r for r in rows if r["type"] == t]) for t in types}
-    groups["overall"] = summary(rows)
+        failed = sum(1 for r in rows if "error" in (r.get("judge") or {}))
+        status = f"run ({model_name(llm)}; {len(rows) - failed} judged, {failed} failed)"
     return {
+        "questions_file": str(questions_file),
         "settings": app.settings,
         "retriever": app.settings.retriever,
         "library": app.settings.library,
-        "backend": app.backend.name,
-        "model": app.backend.model,
-        "judge": "run" if use_judge else "not run (no LLM backend configured)",
+        "backend": app.settings.backend,
+        "model": next((m for m in models if m), "") or getattr(app.settings, "llm_model", ""),
+        "judge": status,
+        "inputs": input_fingerprints(questions_file, papers),
         "groups": groups,
         "per_answer": rows,
     }

@@ -24,11 +24,12 @@ Retriever = Annotated[Optional[str], typer.Option("--retriever", "-r", help="hyb
 
 
 def _summary(folder: Path, groups: dict) -> None:
+    """One line per group: n and every metric (measured ones only), then where the report went."""
     from eval.metrics import LABELS
     from eval.report import fmt
 
     for group, values in groups.items():
-        cells = "  ".join(f"{LABELS.get(m, m)} {fmt(v)}" for m, v in values.items() if m != "n")
+        cells = "  ".join(f"{LABELS.get(m, m)} {fmt(v)}" for m, v in values.items() if m != "n" and v is not None)
         typer.echo(f"{group:<12} n={int(values.get('n', 0)):<4} {cells}")
     typer.echo(f"report: {folder}")
 
@@ -80,11 +81,12 @@ def compare(
     run_a: Annotated[str, typer.Argument(help="Run name or report folder (A).")],
     run_b: Annotated[str, typer.Argument(help="Run name or report folder (B).")],
     reports_dir: ReportsDir = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and randomization test.")] = 0,
 ) -> None:
-    """Markdown table of metric differences between two runs (B − A)."""
+    """What differs between two runs (inputs, settings, packages, code) and, per metric, B − A with its significance."""
     from eval.report import compare_runs
 
-    typer.echo(compare_runs(run_a, run_b, reports_dir))
+    typer.echo(compare_runs(run_a, run_b, reports_dir, seed=seed))
 
 
 @eval_app.command("answers")
@@ -94,16 +96,17 @@ def answers(
     backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="extractive, openai or openai-compatible.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="LLM model (LLM backends).")] = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    judge: Annotated[bool, typer.Option("--judge/--no-judge", help="Grade answers with the LLM judge (LLM backends).")] = True,
     run_name: RunName = None,
     reports_dir: ReportsDir = None,
 ) -> None:
-    """Run the full ask path per question: citation validity, gold recall/precision, key facts, declining, latency."""
+    """Run the full ask path per question: answered / declined by kind, gold papers, key facts, citations, support, latency."""
     from eval.answers_eval import eval_answers
     from eval.report import write_report
 
     a = load_app(library=library, backend=backend, llm_model=model, llm_base_url=base_url)
     a.require_papers()
-    result = eval_answers(a, questions, progress=True)
+    result = eval_answers(a, questions, progress=True, judge=judge)
     folder = write_report(result, "answers", run_name, reports_dir)
     typer.echo(f"LLM judge: {result['judge']}")
     _summary(folder, result["groups"])
