@@ -248,3 +248,22 @@ def test_eval_answers__offline_run_keeps_one_row_per_question_and_records_its_in
     assert inputs["library"]["papers"] == 241 and len(inputs["library"]["sha256"]) == 64
     assert "judge.md" in inputs["prompts"]["files"] and inputs["packages"]["chromadb"]
     assert len(report["per_answer"]) == 4
+
+
+@pytest.mark.slow
+def test_answers_cli__writes_the_report_and_prints_measured_metrics_only(bundled_home, embedder, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import assistant.library.embeddings
+    from assistant.cli import app
+
+    monkeypatch.setenv("ASSISTANT_HOME", str(bundled_home))
+    monkeypatch.setattr(assistant.library.embeddings, "make_embedder", lambda settings: embedder)
+    questions = _questions(tmp_path, ["dev-001", "dev-087"])
+    result = CliRunner().invoke(app, ["eval", "answers", "-q", str(questions), "--no-judge", "--run-name", "cli",
+                                      "--reports-dir", str(tmp_path / "reports")])
+    assert result.exit_code == 0, result.output
+    assert "LLM judge: not run (--no-judge)" in result.output
+    overall = next(line for line in result.output.splitlines() if line.startswith("overall"))
+    assert "answered " in overall and "offtopic_declined " in overall and " - " not in overall
+    assert (tmp_path / "reports" / "cli" / "report.json").exists()
