@@ -355,7 +355,7 @@ def _missing(in_a: bool, in_b: bool) -> str:
 def input_differences(ra: dict, rb: dict) -> list[str]:
     """One line per input that differs (or that a report did not record): questions, library, prompts, settings, packages, code."""
     ia, ib = ra.get("inputs") or {}, rb.get("inputs") or {}
-    lines = []
+    lines = [f"kind: {ra.get('kind')} → {rb.get('kind')}"] if ra.get("kind") != rb.get("kind") else []
     for key, what in (("questions", "questions"), ("library", "library")):
         xa, xb = ia.get(key) or {}, ib.get(key) or {}
         if not xa.get("sha256") or not xb.get("sha256"):
@@ -371,7 +371,9 @@ def input_differences(ra: dict, rb: dict) -> list[str]:
         changed = sorted(n for n in set(pa) | set(pb) if pa.get(n) != pb.get(n))
         lines.append("prompts: differ (" + ", ".join(changed) + ")")
     ca, cb = ra.get("config") or {}, rb.get("config") or {}
-    changed = [f"{k}: {ca.get(k)} → {cb.get(k)}" for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)]
+    absent = "(not recorded)"
+    changed = [f"{k}: {ca.get(k, absent)} → {cb.get(k, absent)}" for k in sorted(set(ca) | set(cb))
+               if ca.get(k, absent) != cb.get(k, absent)]
     for key, what in (("retriever", "retriever used"), ("backend", "backend"), ("model", "model"), ("judge", "LLM judge")):
         if ra.get(key) != rb.get(key):
             changed.append(f"{what}: {ra.get(key)} → {rb.get(key)}")
@@ -408,8 +410,8 @@ def compare_runs(a: str | Path, b: str | Path, root: Path | None = None, *, seed
     if set(rows_a) != set(rows_b):
         lines += [f"Questions: {len(set(rows_a) & set(rows_b))} in both runs, {len(set(rows_a) - set(rows_b))} only in A, "
                   f"{len(set(rows_b) - set(rows_a))} only in B; significance uses those in both.", ""]
-    lines += ["| group | metric | A | B | B − A | 95% CI | p | n | significant |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| group | metric | A | B | B − A | n paired | paired B − A | 95% CI | p | significant |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for group, va in ra["groups"].items():
         vb = rb["groups"].get(group)
         if not vb:
@@ -421,15 +423,21 @@ def compare_runs(a: str | Path, b: str | Path, root: Path | None = None, *, seed
             diff = y - x if isinstance(x, (int, float)) and isinstance(y, (int, float)) else None
             pa, pb = _pairs(rows_a, rows_b, group, m)
             test = paired_test(pa, pb, _FROM_ROWS.get(m, (m, "mean"))[1], seed=seed, alpha=alpha) if pa else None
+            paired = _signed(test["diff"]) if test else "-"
             if test and test["p_value"] is not None:
                 ci = f"[{_signed(test['ci_low'])}, {_signed(test['ci_high'])}]"
-                p, sig = f"{test['p_value']:.3f}", "yes" if test["significant"] else "no"
+                p = f"{test['p_value']:.3f}" if test["p_value"] >= 0.001 else "<0.001"
+                sig = "yes" if test["significant"] else "no"
             else:
                 ci, p, sig = "-", "-", "n/a"
-            n = str(test["n"]) if test else "0"
-            lines.append(f"| {group} | {LABELS.get(m, m)} | {fmt(x)} | {fmt(y)} | {_signed(diff)} | {ci} | {p} | {n} | {sig} |")
-    lines += ["", f"Significant means p < {alpha} in a paired randomization test over the n questions with a value in "
-              "both runs; the interval is a paired bootstrap (BCa) of B − A. Both are seeded "
-              f"(seed {seed}). With this many metrics, about one in twenty reads 'yes' by chance alone; "
-              "'n/a': fewer than two paired questions."]
+            lines.append(f"| {group} | {LABELS.get(m, m)} | {fmt(x)} | {fmt(y)} | {_signed(diff)} | "
+                         f"{test['n'] if test else 0} | {paired} | {ci} | {p} | {sig} |")
+    for run, mine, other in (("A", ra, rb), ("B", rb, ra)):
+        only = sorted({m for g, v in mine["groups"].items() for m in v if m not in (other["groups"].get(g) or {})} - {"n"})
+        if only:
+            lines += ["", f"Only in {run}: " + ", ".join(LABELS.get(m, m) for m in only)]
+    lines += ["", "A, B and B − A are each run's own figures. The paired columns use only the questions with a value "
+              "in both runs (n paired): B − A over them, a paired bootstrap (BCa) 95% interval, and the p-value of a "
+              f"paired randomization test; significant means p < {alpha}. Both are seeded (seed {seed}). With this "
+              "many metrics, about one in twenty reads 'yes' by chance alone; 'n/a': fewer than two paired questions."]
     return "\n".join(lines)

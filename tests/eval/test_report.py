@@ -115,10 +115,13 @@ def test_compare_runs__old_answer_reports_with_unmeasured_metrics_compare_withou
     # The reference dev-answers report has metrics that are None in both runs (unanswerable fact coverage),
     # which made the old comparison crash with a TypeError; its old metric names read as the new ones.
     table = compare_runs(REFERENCE / "dev-answers", REFERENCE / "dev-answers")
-    assert "| unanswerable | key_fact_coverage | - | - | - | - | - | 0 | n/a |" in table
-    assert "| overall | decline_accuracy | 0.846 | 0.846 | 0.000 | [0.000, 0.000] | 1.000 | 65 | no |" in table
+    assert "| unanswerable | key_fact_coverage | - | - | - | 0 | - | - | - | n/a |" in table
+    assert "| overall | decline_accuracy | 0.846 | 0.846 | 0.000 | 65 | 0.000 | [0.000, 0.000] | 1.000 | no |" in table
     assert "- questions: not recorded in either run" in table and "- packages: not recorded in either run" in table
     assert "- settings:" not in table and "- code:" not in table
+    vs_new = compare_runs(REFERENCE / "dev-answers", REFERENCE / "dev-retrieval")
+    assert "- kind: answers → retrieval" in vs_new and "Only in A: citation_validity" in vs_new
+    assert "MRR@10" in next(line for line in vs_new.splitlines() if line.startswith("Only in B: "))
 
 
 def test_compare_runs__paired_test_over_shared_questions_says_which_differences_are_real(tmp_path):
@@ -126,11 +129,12 @@ def test_compare_runs__paired_test_over_shared_questions_says_which_differences_
     write_report(_answers_result([1.0] * 20), "answers", "b", tmp_path)
     write_report(_answers_result([0.0] * 19 + [1.0]), "answers", "c", tmp_path)
     real = compare_runs("a", "b", tmp_path)
-    assert "| lookup | answered | 0.000 | 1.000 | +1.000 | [+1.000, +1.000] | 0.000 | 20 | yes |" in real
+    assert "| lookup | answered | 0.000 | 1.000 | +1.000 | 20 | +1.000 | [+1.000, +1.000] | <0.001 | yes |" in real
     noise = compare_runs("a", "c", tmp_path)
-    assert "| lookup | answered | 0.000 | 0.050 | +0.050 |" in noise and "| 1.000 | 20 | no |" in noise
+    row = next(line for line in noise.splitlines() if line.startswith("| lookup | answered |"))
+    assert row.startswith("| lookup | answered | 0.000 | 0.050 | +0.050 | 20 | +0.050 | [0.000, +") and row.endswith("| 1.000 | no |")
     # Unmeasured on both sides: no difference, no test, no crash.
-    assert "| unanswerable | answered | - | - | - | - | - | 0 | n/a |" in real
+    assert "| unanswerable | answered | - | - | - | 0 | - | - | - | n/a |" in real
     assert compare_runs("a", "c", tmp_path) == noise  # seeded: the same reports give the same figures
 
 
@@ -149,6 +153,7 @@ def test_compare_runs__names_the_inputs_that_differ(tmp_path):
     assert "- questions: differ (aaaaaaaaaaaa, 65 questions → bbbbbbbbbbbb, 95 questions)" in table
     assert "library" not in table.split("| group |")[0]  # the same library is not reported as a change
     assert "- prompts: differ (judge.md)" in table
+    assert "Only in" not in table
     assert f"numpy {package_versions()['numpy']} → 1.0.0" in table
 
 
@@ -175,4 +180,12 @@ def test_compare_runs__beir_reports_are_tested_per_query(tmp_path):
     write_report(beir(0.0), "beir", "a", tmp_path)
     write_report(beir(0.1), "beir", "b", tmp_path)
     row = next(line for line in compare_runs("a", "b", tmp_path).splitlines() if line.startswith("| overall | nDCG@10"))
-    assert row.endswith("| 30 | yes |") and "| +0.0" in row
+    assert "| 30 | +0.0" in row and row.endswith("| <0.001 | yes |")
+
+
+def test_compare_runs__questions_added_in_one_run_move_the_figures_but_not_the_paired_test(tmp_path):
+    write_report(_answers_result([0.0] * 20), "answers", "a", tmp_path)
+    write_report(_answers_result([0.0] * 20 + [1.0] * 5), "answers", "b", tmp_path)
+    table = compare_runs("a", "b", tmp_path)
+    assert "Questions: 23 in both runs, 0 only in A, 5 only in B; significance uses those in both." in table
+    assert "| lookup | answered | 0.000 | 0.200 | +0.200 | 20 | 0.000 | [0.000, 0.000] | 1.000 | no |" in table
