@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 from assistant.core.errors import UserError
 from assistant.core.types import Paper, Skipped
-from ingest.chunking import chunk_paper
+from ingest.chunking import DEFAULT_CHUNKER, make_chunker
 from ingest.normalize import dedupe
 from ingest.readers import read_path
 
@@ -89,8 +89,11 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
     return files, missing
 
 
-def content_hash(paper: Paper, embedder_name: str, chunk_tokens: int) -> str:
-    key = "\x1f".join([paper.title, paper.abstract, embedder_name, str(chunk_tokens)])
+def content_hash(paper: Paper, embedder_name: str, chunk_tokens: int, chunker: str = DEFAULT_CHUNKER) -> str:
+    # "sentences" adds nothing to the key: libraries written before the chunker was a choice were chunked
+    # by it, so their hashes still say so, and another chunker re-chunks (and re-embeds) them once.
+    parts = [paper.title, paper.abstract, embedder_name, str(chunk_tokens)] + ([chunker] if chunker != "sentences" else [])
+    key = "\x1f".join(parts)
     return hashlib.sha1(key.encode()).hexdigest()
 
 
@@ -116,11 +119,15 @@ def ingest(
     *,
     fmt: str | None = None,
     chunk_tokens: int = 256,
+    chunker: str = DEFAULT_CHUNKER,
     lock_dir: Path | None = None,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
-    """Ingest files into ``library`` (a store.Library) with ``embedder``; returns the report."""
+    """Ingest files into ``library`` (a store.Library) with ``embedder``; returns the report.
+
+    ``chunker`` names one of ``ingest.chunking.CHUNKERS``; changing it re-chunks and re-embeds every paper.
+    """
     started = time.perf_counter()
     report = IngestReport()
     files, missing = expand_paths(paths)
@@ -134,7 +141,7 @@ def ingest(
         papers.extend(result.papers)
     unique, report.duplicates = dedupe(papers)
     return ingest_papers(
-        unique, library, embedder, chunk_tokens=chunk_tokens, lock_dir=lock_dir,
+        unique, library, embedder, chunk_tokens=chunk_tokens, chunker=chunker, lock_dir=lock_dir,
         progress=progress, on_progress=on_progress, report=report, started=started,
     )
 
@@ -145,6 +152,7 @@ def ingest_papers(
     embedder,
     *,
     chunk_tokens: int = 256,
+    chunker: str = DEFAULT_CHUNKER,
     lock_dir: Path | None = None,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
@@ -158,6 +166,7 @@ def ingest_papers(
     """
     started = time.perf_counter() if started is None else started
     report = report or IngestReport()
+    chunk = make_chunker(chunker, embedder)  # an unknown name fails here, before anything is written
     unique = list(papers)
     report.papers = len(unique)
     if not unique:
@@ -169,7 +178,7 @@ def ingest_papers(
         stored = library.paper_hashes()
         todo: list[tuple[Paper, str]] = []
         for paper in unique:
-            h = content_hash(paper, embedder.name, chunk_tokens)
+            h = content_hash(paper, embedder.name, chunk_tokens, chunker)
             if stored.get(paper.paper_id) == h:
                 report.unchanged += 1
                 continue
@@ -179,14 +188,14 @@ def ingest_papers(
                 report.new += 1
             todo.append((paper, h))
         if todo:
-            _embed_and_write(todo, library, embedder, chunk_tokens, report, progress, on_progress)
+            _embed_and_write(todo, library, embedder, chunk, chunk_tokens, report, progress, on_progress)
             library.bump_revision()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _embed_and_write(todo, library, embedder, chunk_tokens, report, progress, on_progress) -> None:
-    chunked = [(p, h, chunk_paper(p, embedder.count_tokens, max_tokens=min(chunk_tokens, embedder.max_tokens))) for p, h in todo]
+def _embed_and_write(todo, library, embedder, chunk, chunk_tokens, report, progress, on_progress) -> None:
+    chunked = [(p, h, chunk(p, max_tokens=min(chunk_tokens, embedder.max_tokens))) for p, h in todo]
     total = sum(len(c) for _, _, c in chunked)
     bar = None
     if progress:
