@@ -11,7 +11,10 @@ with ``assistant eval beir`` (the real Searcher), see eval/RESULTS.md.
     ASSISTANT_HOME=/tmp/scifact-home python -m eval.tune eval/datasets/scifact --split train
 
 Reads the store's collections directly (bulk export of vectors is not
-something the running system needs, so store.py does not offer it).
+something the running system needs, so store.py does not offer it). The
+variants and the scoring helpers they share (BM25 score vectors, the
+Searcher's fusion, runs and metrics) are in eval/tune_variants.py, which
+imports nothing from here.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.beir import beir_app, load_qrels, load_queries
-from eval.metrics import evaluate
+from eval.tune_variants import run_variants
 
 
 @dataclass
@@ -83,79 +86,6 @@ def query_vectors(app, queries: dict[str, str]) -> np.ndarray:
     return vecs
 
 
-def group_max(chunk_scores: np.ndarray, chunk_paper: np.ndarray, n_papers: int, fill: float = -np.inf) -> np.ndarray:
-    out = np.full(n_papers, fill, dtype=np.float64)
-    np.maximum.at(out, chunk_paper, chunk_scores)
-    return out
-
-
-class BM25:
-    """bm25s over chunks or whole papers, with full score vectors for (weighted) queries."""
-
-    def __init__(self, texts: list[str], k1: float, b: float):
-        import bm25s
-
-        from assistant.library.bm25 import tokenize
-
-        self.tokenize = tokenize
-        self.model = bm25s.BM25(k1=k1, b=b)
-        self.tokens = tokenize(texts)
-        self.model.index(self.tokens, show_progress=False)
-
-    def scores(self, query: str) -> np.ndarray:
-        toks = [t for t in self.tokenize([query])[0] if t in self.model.vocab_dict]
-        return self.model.get_scores(toks).astype(np.float64) if toks else np.zeros(self.model.scores["num_docs"])
-
-    def weighted(self, weights: dict[str, float]) -> np.ndarray:
-        total = np.zeros(self.model.scores["num_docs"])
-        for term, w in weights.items():
-            if term in self.model.vocab_dict:
-                total += w * self.model.get_scores([term])
-        return total
-
-
-def minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = x.min(), x.max()
-    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-
-
-def fuse(dense: np.ndarray, sparse: np.ndarray, method: str, weight: float = 0.5, rrf_k: int = 60, pool: int = 100) -> np.ndarray:
-    """Fused paper scores; only papers in either top-``pool`` take part (as in the Searcher)."""
-    d_top = np.argsort(-dense)[:pool]
-    s_top = np.argsort(-sparse)[:pool]
-    s_top = s_top[sparse[s_top] > 0]
-    cand = np.union1d(d_top, s_top)
-    out = np.full(len(dense), -np.inf)
-    if method == "rrf":
-        d_rank = {int(p): r for r, p in enumerate(d_top)}
-        s_rank = {int(p): r for r, p in enumerate(s_top)}
-        for p in cand:
-            out[p] = (1 / (rrf_k + d_rank[p] + 1) if p in d_rank else 0) + (1 / (rrf_k + s_rank[p] + 1) if p in s_rank else 0)
-        return out
-    d = dense[cand]
-    s = np.where(np.isin(cand, s_top), sparse[cand], 0.0)
-    if method == "convex":  # what the Searcher does: dense min-max, BM25 over its max
-        dn, sn = minmax(d), (s / s.max() if s.max() > 0 else s)
-    elif method == "convex-minmax":
-        dn, sn = minmax(d), minmax(s)
-    elif method == "zscore":
-        dn = (d - d.mean()) / (d.std() + 1e-9)
-        sn = (s - s.mean()) / (s.std() + 1e-9)
-    else:
-        raise ValueError(method)
-    out[cand] = weight * dn + (1 - weight) * sn
-    return out
-
-
-def to_run(qids: list[str], scores: list[np.ndarray], paper_ids: list[str], depth: int = 100) -> dict:
-    run = {}
-    for qid, s in zip(qids, scores):
-        top = np.argsort(-s)[:depth]
-        top = top[np.isfinite(s[top])]
-        run[qid] = {paper_ids[i]: float(depth - r) for r, i in enumerate(top)}
-    return run
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -164,7 +94,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="Write the results table as JSON here.")
     args = parser.parse_args()
     from assistant.core.settings import load_settings
-    from eval.tune_variants import run_variants
 
     app = beir_app(args.folder, load_settings())
     qrels = load_qrels(args.folder, args.split)
@@ -174,10 +103,6 @@ def main() -> None:
     results = run_variants(corpus, list(queries), list(queries.values()), qvecs, qrels, args.which)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
-
-
-def score(run: dict, qrels: dict) -> dict:
-    return evaluate(run, qrels)["mean"]
 
 
 if __name__ == "__main__":

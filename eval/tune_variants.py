@@ -1,14 +1,90 @@
 """The variants eval.tune replays: each is a name and a way to score every paper for every query.
 
-Kept apart from eval/tune.py (loading and plumbing) so the list of what was
-tried reads on its own; eval/RESULTS.md quotes its output.
+Kept apart from eval/tune.py (loading the stored vectors, the command line) so
+the list of what was tried reads on its own; eval/RESULTS.md quotes its output.
+The few scoring helpers come first: BM25 score vectors, the fusion (the
+Searcher's own ``fuse_scores``, so a replayed variant fuses as the product
+does), runs and metrics. Nothing here imports eval.tune.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from eval.tune import BM25, fuse, minmax, score, to_run
+from eval.metrics import evaluate
+
+
+class BM25:
+    """bm25s over chunks or whole papers, with full score vectors for (weighted) queries."""
+
+    def __init__(self, texts: list[str], k1: float, b: float):
+        import bm25s
+
+        from assistant.library.bm25 import tokenize
+
+        self.tokenize = tokenize
+        self.model = bm25s.BM25(k1=k1, b=b)
+        self.tokens = tokenize(texts)
+        self.model.index(self.tokens, show_progress=False)
+
+    def scores(self, query: str) -> np.ndarray:
+        toks = [t for t in self.tokenize([query])[0] if t in self.model.vocab_dict]
+        return self.model.get_scores(toks).astype(np.float64) if toks else np.zeros(self.model.scores["num_docs"])
+
+    def weighted(self, weights: dict[str, float]) -> np.ndarray:
+        total = np.zeros(self.model.scores["num_docs"])
+        for term, w in weights.items():
+            if term in self.model.vocab_dict:
+                total += w * self.model.get_scores([term])
+        return total
+
+
+def minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = x.min(), x.max()
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+FUSIONS = ("rrf", "convex", "zscore")
+
+
+def fuse(dense: np.ndarray, sparse: np.ndarray, method: str, weight: float = 0.5, rrf_k: int = 60, pool: int = 100) -> np.ndarray:
+    """Every paper's fused score, by the Searcher's own fusion (``fuse_scores``); -inf outside the candidates.
+
+    The candidates are the Searcher's: each signal's top ``pool`` papers (BM25's
+    with a positive score), BM25-only papers carrying their true dense score.
+    """
+    from assistant.search.retriever import FusionConfig, fuse_scores
+
+    if method not in FUSIONS:
+        raise ValueError(f"unknown fusion {method!r}: the Searcher has {', '.join(FUSIONS)}")
+    d_top = np.argsort(-dense, kind="stable")[:pool]
+    s_top = np.argsort(-sparse, kind="stable")[:pool]
+    s_top = s_top[sparse[s_top] > 0]
+    d_cand = {int(p): float(dense[p]) for p in d_top}
+    for p in s_top:
+        d_cand.setdefault(int(p), float(dense[p]))
+    fused = fuse_scores(d_cand, {int(p): float(sparse[p]) for p in s_top},
+                        FusionConfig(method=method, dense_weight=weight, rrf_k=rrf_k, pool=pool))
+    out = np.full(len(dense), -np.inf)
+    if fused:
+        papers, scores = zip(*fused)
+        out[list(papers)] = scores
+    return out
+
+
+def to_run(qids: list[str], scores: list[np.ndarray], paper_ids: list[str], depth: int = 100) -> dict:
+    run = {}
+    for qid, s in zip(qids, scores):
+        top = np.argsort(-s)[:depth]
+        top = top[np.isfinite(s[top])]
+        run[qid] = {paper_ids[i]: float(depth - r) for r, i in enumerate(top)}
+    return run
+
+
+def score(run: dict, qrels: dict) -> dict:
+    return evaluate(run, qrels)["mean"]
+
+
 
 
 def _paper_max(chunk_scores: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -94,7 +170,7 @@ def signals(corpus, qids, texts, qvecs, qrels):
         for dname, dmat in dense_variants.items():
             for k in (10, 30, 60):
                 report(f"rrf k={k} {dname} + {sname}", [fuse(d, s, "rrf", rrf_k=k) for d, s in zip(dmat, s_list)])
-            for method in ("convex", "convex-minmax", "zscore"):
+            for method in ("convex", "zscore"):  # BM25 min-max instead of / max: identical to convex (RESULTS.md)
                 for w in (0.3, 0.4, 0.5, 0.6, 0.7):
                     report(f"{method} w={w} {dname} + {sname}", [fuse(d, s, method, w) for d, s in zip(dmat, s_list)])
     return results

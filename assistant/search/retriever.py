@@ -157,34 +157,7 @@ class Searcher:
                     dense[pid] = exact[pid]
 
     def _fuse(self, dense: dict, sparse: dict) -> list[tuple[str, float]]:
-        cfg = self.fusion
-        ids = list(dict.fromkeys(list(dense) + list(sparse)))
-        if cfg.method == "rrf":
-            d_order = sorted(dense, key=lambda p: -dense[p][0])
-            s_rank = {pid: i for i, pid in enumerate(sparse)}
-            d_rank = {pid: i for i, pid in enumerate(d_order)}
-            fused = {
-                pid: (1.0 / (cfg.rrf_k + d_rank[pid] + 1) if pid in d_rank else 0.0)
-                + (1.0 / (cfg.rrf_k + s_rank[pid] + 1) if pid in s_rank else 0.0)
-                for pid in ids
-            }
-        else:
-            d = np.asarray([dense[p][0] if p in dense else 0.0 for p in ids], dtype=np.float64)
-            # A paper outside BM25's pool scores 0 there: below every pooled paper.
-            s = np.asarray([sparse[p][0] if p in sparse else 0.0 for p in ids], dtype=np.float64)
-            if cfg.method == "zscore":
-                # Standardising measures each signal in units of its own spread over
-                # this query's candidates, so the weight means the same whatever the
-                # query's BM25 scale. SciFact nDCG@10 vs convex: train +0.2, test +0.7
-                # points (eval/RESULTS.md).
-                d_norm, s_norm = _standardise(d), _standardise(s)
-            else:
-                s_norm = s / s.max() if s.max() > 0 else s
-                lo = d.min() if len(d) else 0.0
-                d_norm = (d - lo) / (d.max() - lo) if len(d) and d.max() > lo else np.zeros_like(d)
-            scores = cfg.dense_weight * d_norm + (1 - cfg.dense_weight) * s_norm
-            fused = dict(zip(ids, scores.tolist()))
-        return sorted(fused.items(), key=lambda kv: -kv[1])
+        return fuse_scores({p: v[0] for p, v in dense.items()}, {p: v[0] for p, v in sparse.items()}, self.fusion)
 
     def _attach_papers(self, hits: list[Hit], with_abstracts: bool, best_chunks: dict[str, str]) -> None:
         """Titles, abstracts and the text of each hit's best chunk: fetched for the k hits only."""
@@ -202,6 +175,43 @@ class Searcher:
                     hit.abstract = paper.abstract
                 if not hit.chunks:
                     hit.chunks.append(paper.abstract[:300])
+
+
+def fuse_scores(dense: dict, sparse: dict, cfg: FusionConfig) -> list[tuple[str, float]]:
+    """Hybrid fusion: (paper, fused score) for every candidate, best first.
+
+    ``dense``: paper -> dense similarity of every candidate (the dense pool, and
+    BM25's papers with their similarity filled in); ``sparse``: paper -> BM25
+    score of BM25's pool, best first. Pure arithmetic, so the tuning replay
+    (eval/tune.py) fuses exactly as the Searcher does.
+    """
+    ids = list(dict.fromkeys(list(dense) + list(sparse)))
+    if cfg.method == "rrf":
+        d_order = sorted(dense, key=lambda p: -dense[p])
+        s_rank = {pid: i for i, pid in enumerate(sparse)}
+        d_rank = {pid: i for i, pid in enumerate(d_order)}
+        fused = {
+            pid: (1.0 / (cfg.rrf_k + d_rank[pid] + 1) if pid in d_rank else 0.0)
+            + (1.0 / (cfg.rrf_k + s_rank[pid] + 1) if pid in s_rank else 0.0)
+            for pid in ids
+        }
+    else:
+        d = np.asarray([dense[p] if p in dense else 0.0 for p in ids], dtype=np.float64)
+        # A paper outside BM25's pool scores 0 there: below every pooled paper.
+        s = np.asarray([sparse[p] if p in sparse else 0.0 for p in ids], dtype=np.float64)
+        if cfg.method == "zscore":
+            # Standardising measures each signal in units of its own spread over
+            # this query's candidates, so the weight means the same whatever the
+            # query's BM25 scale. SciFact nDCG@10 vs convex: train +0.2, test +0.7
+            # points (eval/RESULTS.md).
+            d_norm, s_norm = _standardise(d), _standardise(s)
+        else:
+            s_norm = s / s.max() if s.max() > 0 else s
+            lo = d.min() if len(d) else 0.0
+            d_norm = (d - lo) / (d.max() - lo) if len(d) and d.max() > lo else np.zeros_like(d)
+        scores = cfg.dense_weight * d_norm + (1 - cfg.dense_weight) * s_norm
+        fused = dict(zip(ids, scores.tolist()))
+    return sorted(fused.items(), key=lambda kv: -kv[1])
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
