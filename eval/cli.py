@@ -110,3 +110,23 @@ def answers(
     folder = write_report(result, "answers", run_name, reports_dir)
     typer.echo(f"LLM judge: {result['judge']}")
     _summary(folder, result["groups"])
+
+
+@eval_app.command("support")
+def support(
+    pairs: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Claim–abstract pairs, JSONL as in ../shared/bench/scifact-claims.")],
+    cv: Annotated[bool, typer.Option("--cv", help="Grouped 5-fold CV by claim, fitting on the other folds, instead of the shipped weights.")] = False,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Operating threshold (default: the model's, 0.5).")] = None,
+    run_name: RunName = None,
+    reports_dir: ReportsDir = None,
+) -> None:
+    """Score the verifier on claim–abstract pairs: AUC vs CONTRADICT / NEI, shares kept and flagged, rationale recall."""
+    from assistant.library.embeddings import LocalEmbedder
+    from eval.report import write_report
+    from eval.support_eval import eval_support, plot_scores
+
+    embedder = LocalEmbedder(cache_dir=load_settings().home / "models")  # the weights assume this model's cosines
+    result = eval_support(pairs, embedder.embed, cv=cv, threshold=threshold)
+    folder = write_report(result, "support", run_name, reports_dir)
+    plot_scores(result, folder)
+    _summary(folder, result["groups"])
