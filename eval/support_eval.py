@@ -75,6 +75,7 @@ class Prepared:
     sents: list[Analysis]
     title: Analysis | None
     sx: np.ndarray
+    vectors: np.ndarray  # the sentences' embeddings (to score other claims against the same abstract)
 
 
 def prepare(pairs: list[dict], embed_fn: Callable[[list[str]], np.ndarray]) -> list[Prepared]:
@@ -87,9 +88,9 @@ def prepare(pairs: list[dict], embed_fn: Callable[[list[str]], np.ndarray]) -> l
         known = cache.get(pair["sentences"])
         claim = analyse(pair["claim"])
         sents = [a for a, _ in known]
-        cos = np.stack([v for _, v in known]) @ vector
+        vectors = np.stack([v for _, v in known])
         title = cache.get([pair["title"]])[0][0] if pair["title"] else None
-        out.append(Prepared(claim, sents, title, sentence_features(claim, sents, cos)))
+        out.append(Prepared(claim, sents, title, sentence_features(claim, sents, vectors @ vector), vectors))
     return out
 
 
@@ -125,8 +126,13 @@ def measure(pairs: list[dict], scores: np.ndarray, supported: np.ndarray, aligne
     }
 
 
-def cross_validate(pairs: list[dict], prepared: list[Prepared], folds: int = FOLDS, **fit_options) -> dict:
-    """Grouped k-fold CV by claim: out-of-fold scores, supported flags (each fold's own threshold) and alignments."""
+def cross_validate(pairs: list[dict], prepared: list[Prepared], folds: int = FOLDS,
+                   reversals: Sequence[tuple[int, Prepared]] = (), **fit_options) -> dict:
+    """Grouped k-fold CV by claim: out-of-fold scores, supported flags (each fold's own threshold) and alignments.
+
+    ``reversals``: (index of the SUPPORT pair it reverses, prepared reversed claim), from
+    ``eval.train_verifier.reversed_claims``; each fold trains on those of its own pairs only.
+    """
     from sklearn.model_selection import GroupKFold
 
     from eval.train_verifier import fit_model
@@ -136,7 +142,9 @@ def cross_validate(pairs: list[dict], prepared: list[Prepared], folds: int = FOL
     aligned: list[list[int]] = [[] for _ in pairs]
     groups = [claim_group(p) for p in pairs]
     for train, test in GroupKFold(n_splits=folds).split(np.zeros(len(pairs)), groups=groups):
-        model = fit_model([pairs[i] for i in train], [prepared[i] for i in train], **fit_options)
+        members = set(train.tolist())
+        model = fit_model([pairs[i] for i in train], [prepared[i] for i in train],
+                          reversals=[r for i, r in reversals if i in members], **fit_options)
         fold_scores, fold_aligned = score(model, [prepared[i] for i in test])
         scores[test] = fold_scores
         supported[test] = fold_scores >= model.threshold
@@ -154,9 +162,11 @@ def eval_support(path: str | Path, embed_fn: Callable[[list[str]], np.ndarray], 
     started = time.perf_counter()
     prepared = prepare(pairs, embed_fn)
     if cv:
+        from eval.train_verifier import reversed_claims
+
         if len({claim_group(p) for p in pairs}) < folds:
             raise UserError(f"--cv needs at least {folds} different claims; {path} has fewer")
-        out = cross_validate(pairs, prepared, folds=folds)
+        out = cross_validate(pairs, prepared, folds=folds, reversals=reversed_claims(pairs, prepared, embed_fn))
         scores, supported, aligned = out["scores"], out["supported"], out["aligned"]
         used = {"weights": f"grouped {folds}-fold CV by claim (fitted on the other folds)", "threshold": "each fold's own"}
     else:

@@ -2,14 +2,16 @@
 
     .venv/bin/python -m eval.train_verifier [--data PATH] [--out PATH]
 
-Three standardised logistic regressions (scikit-learn, lbfgs: deterministic):
-the sentence aligner (rationale sentences vs the others, over SUPPORT and
-CONTRADICT pairs), the relatedness head (SUPPORT or CONTRADICT vs
-NOT_ENOUGH_INFO) and the agreement head (SUPPORT vs CONTRADICT), stacked by a
-third fit into one support score for SUPPORT vs the rest. The operating
-threshold keeps ``KEEP`` of the training SUPPORT pairs (after the number and
-entity rules), and the stacking intercept is shifted so that this threshold
-is 0.5. The grouped 5-fold CV figures are written into the artefact.
+Three standardised logistic regressions (scikit-learn, lbfgs: deterministic, the
+same bytes on every run): the sentence aligner (rationale sentences vs the others,
+over SUPPORT and CONTRADICT pairs), the relatedness head (SUPPORT or CONTRADICT vs
+NOT_ENOUGH_INFO) and the agreement head (SUPPORT vs CONTRADICT, plus every SUPPORT
+claim reversed: see ``reversals``), stacked by a third fit in log-probability space
+into one support score for SUPPORT vs the rest. The operating threshold keeps
+``KEEP`` of the training SUPPORT pairs (after the hard rules), and the stacking
+intercept is shifted so that this threshold reads 0.5. The grouped 5-fold CV
+figures (``eval.support_eval.cross_validate``, fitted the same way on each fold's
+training part) are written into the artefact.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import argparse
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -28,9 +32,11 @@ from assistant.answering.verify import (
     WEIGHTS,
     Linear,
     VerifierModel,
+    analyse,
     apply_rules,
     log_sigmoid,
     pair_features,
+    sentence_features,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "bench" / "scifact-claims" / "train.jsonl"
@@ -49,9 +55,73 @@ def _linear(x: np.ndarray, y: np.ndarray, features, c: float) -> Linear:
     return Linear(tuple(features), mean, scale, fit.coef_[0].copy(), float(fit.intercept_[0]))
 
 
+# Reversals of SUPPORT claims, added to the agreement head's training as CONTRADICT: a claim whose direction
+# word is swapped for its opposite ("increases" -> "decreases") or whose negation is toggled contradicts the
+# abstract that supported it. SciFact's own contradicted claims were written the same way, and the product
+# must catch exactly this in an LLM's paraphrase.
+_OPPOSITES = """increase decrease|increases decreases|increased decreased|increasing decreasing|higher lower|more less
+    greater smaller|improve impair|improves impairs|improved impaired|promote inhibit|promotes inhibits|promoted inhibited
+    induce prevent|induces prevents|induced prevented|enhance reduce|enhances reduces|enhanced reduced|activate inactivate
+    activates inactivates|activated inactivated|positively negatively|upregulates downregulates|upregulated downregulated
+    raise lower|raises lowers|raised lowered|elevated reduced|accelerates slows|accelerate slow|encourages discourages
+    stimulates suppresses|stimulate suppress|worsens improves|worsen improve|exacerbates alleviates|harms benefits
+    outperforms underperforms|outperform underperform|better worse|rise fall|rises falls|strengthens weakens
+    required dispensable|essential dispensable|necessary unnecessary|effective ineffective|sufficient insufficient
+    high low|longer shorter|faster slower|larger smaller|stronger weaker|likely unlikely|associated unassociated"""
+OPPOSITE = {}
+for _pair in _OPPOSITES.replace("\n", "|").split("|"):
+    _a, _b = _pair.split()
+    OPPOSITE.setdefault(_a, _b)
+    OPPOSITE.setdefault(_b, _a)
+_NEGATED = re.compile(r"\b(does|do|did|is|are|was|were|can) not\b|\bcannot\b", re.I)
+_AUX = re.compile(r"\b(is|are|was|were|can|may|could|will|has|have|had|does|do|did|should|might|must)\b", re.I)
+
+
+def reversals(claim: str) -> list[str]:
+    """The claim with its direction words swapped for their opposites, and with its negation toggled."""
+    out = []
+    parts = re.split(r"(\W+)", claim)
+    swapped = [OPPOSITE[p.lower()] if p.lower() in OPPOSITE and not _in_compound(parts, k) else p for k, p in enumerate(parts)]
+    swapped = [w.capitalize() if w != p and p[:1].isupper() else w for w, p in zip(swapped, parts)]
+    if swapped != parts:
+        out.append("".join(swapped))
+    if _NEGATED.search(claim):
+        out.append(_NEGATED.sub(lambda m: "can" if m.group(0).lower() == "cannot" else m.group(1), claim, count=1))
+    elif m := _AUX.search(claim):
+        out.append(f"{claim[: m.end()]} not{claim[m.end():]}")
+    return out
+
+
+def _in_compound(parts: list[str], k: int) -> bool:
+    # "HIV-positive" keeps its "positive": only free-standing words are swapped.
+    return (k > 0 and parts[k - 1].endswith("-")) or (k + 1 < len(parts) and parts[k + 1].startswith("-"))
+
+
+def reversed_claims(pairs: list[dict], prepared: list, embed_fn) -> list[tuple[int, object]]:
+    """(index of a SUPPORT pair, its reversed claim prepared against the same abstract), for every reversal."""
+    from eval.support_eval import Prepared
+
+    jobs = [(i, text) for i, p in enumerate(pairs) if p["label"] == "SUPPORT" for text in reversals(p["claim"])]
+    if not jobs:
+        return []
+    vectors = np.asarray(embed_fn([t for _, t in jobs]), dtype=np.float32)
+    out = []
+    for (i, text), vector in zip(jobs, vectors):
+        src = prepared[i]
+        claim = analyse(text)
+        out.append((i, Prepared(claim, src.sents, src.title, sentence_features(claim, src.sents, src.vectors @ vector),
+                                src.vectors)))
+    return out
+
+
 def fit_model(pairs: list[dict], prepared: list, keep: float = KEEP, c_sentence: float = C_SENTENCE,
-              c_heads: float = C_HEADS, c_combine: float = C_COMBINE, rules: tuple[str, ...] = RULES) -> VerifierModel:
-    """Fit aligner, heads and stacking on these pairs (``prepared`` from ``eval.support_eval.prepare``)."""
+              c_heads: float = C_HEADS, c_combine: float = C_COMBINE, rules: tuple[str, ...] = RULES,
+              reversals: Sequence = (), stack: bool = True) -> VerifierModel:
+    """Fit aligner, heads and stacking on these pairs (``prepared`` from ``eval.support_eval.prepare``).
+
+    ``reversals``: prepared reversed SUPPORT claims of these pairs (``reversed_claims``), extra
+    CONTRADICT examples for the agreement head only.
+    """
     labels = np.array([p["label"] for p in pairs])
     with_rationale = [i for i, p in enumerate(pairs) if p["evidence"]]
     sx = np.vstack([prepared[i].sx for i in with_rationale])
@@ -61,12 +131,16 @@ def fit_model(pairs: list[dict], prepared: list, keep: float = KEEP, c_sentence:
     x = np.array([pair_features(p.claim, p.sents, p.title, p.sx, sentence.logit(p.sx))[0] for p in prepared])
     support, related_y = labels == "SUPPORT", labels != "NOT_ENOUGH_INFO"
     related = _linear(x, related_y, PAIR_FEATURES, c_heads)
-    agrees = _linear(x[related_y], support[related_y], PAIR_FEATURES, c_heads)
+    extra = np.array([pair_features(p.claim, p.sents, p.title, p.sx, sentence.logit(p.sx))[0] for p in reversals])
+    agrees = _linear(np.vstack([x[related_y], extra.reshape(-1, x.shape[1])]),
+                     np.concatenate([support[related_y], np.zeros(len(extra), dtype=bool)]), PAIR_FEATURES, c_heads)
     stacked = np.column_stack([log_sigmoid(related.logit(x)), log_sigmoid(agrees.logit(x))])
     combine = _linear(stacked, support, ("related", "agrees"), c_combine)
     # Fold the stacking's standardisation into plain weights: z = a·related + b·agrees + c.
     a, b = combine.coef / combine.scale
     c = combine.intercept - float(np.dot(combine.coef, combine.mean / combine.scale))
+    if not stack:
+        a, b, c = 1.0, 1.0, 0.0
 
     model = VerifierModel(sentence, related, agrees, (float(a), float(b), float(c)), 0.5, tuple(rules))
     raw = model.support(x)
@@ -94,9 +168,10 @@ def main(argv: list[str] | None = None) -> None:
     pairs = load_pairs(args.data)
     embedder = LocalEmbedder(cache_dir=Settings().home / "models")
     prepared = prepare(pairs, embedder.embed)
-    cv = cross_validate(pairs, prepared)
+    reversed_ = reversed_claims(pairs, prepared, embedder.embed)
+    cv = cross_validate(pairs, prepared, reversals=reversed_)
     cv_metrics = measure(pairs, cv["scores"], cv["supported"], cv["aligned"])
-    model = fit_model(pairs, prepared)
+    model = fit_model(pairs, prepared, reversals=[r for _, r in reversed_])
     model.info.update({
         "name": "verifier-v2",
         "embedding_model": embedder.name,
