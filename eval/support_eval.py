@@ -168,7 +168,8 @@ def eval_support(path: str | Path, embed_fn: Callable[[list[str]], np.ndarray], 
             raise UserError(f"--cv needs at least {folds} different claims; {path} has fewer")
         out = cross_validate(pairs, prepared, folds=folds, reversals=reversed_claims(pairs, prepared, embed_fn))
         scores, supported, aligned = out["scores"], out["supported"], out["aligned"]
-        used = {"weights": f"grouped {folds}-fold CV by claim (fitted on the other folds)", "threshold": "each fold's own"}
+        # Each fold's model is calibrated on its own training part so that its operating threshold reads 0.5.
+        used = {"weights": f"grouped {folds}-fold CV by claim (fitted on the other folds)", "threshold": 0.5}
     else:
         model = model or shipped_model()
         thr = model.threshold if threshold is None else threshold
