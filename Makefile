@@ -59,6 +59,7 @@ ui: install
 	$(VENV)/bin/assistant ui
 
 test: install local-llm browser
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 test-fast: install

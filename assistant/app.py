@@ -36,11 +36,10 @@ def load_app(**overrides) -> "App":
 
 
 class App:
-    def __init__(self, settings: Settings, embedder=None, backend=None, client=None, llm=None):
+    def __init__(self, settings: Settings, embedder=None, client=None, llm=None):
         self.settings = settings
         self._llm = llm
         self._embedder = embedder
-        self._backend = backend
         self._client = client
         self._lock = threading.RLock()
 
@@ -93,28 +92,72 @@ class App:
                 self.embedder,
                 fmt=fmt,
                 chunk_tokens=self.settings.chunk_tokens,
+                chunker=self.settings.chunker,
                 lock_dir=self.settings.home / "locks",
                 progress=progress,
                 on_progress=on_progress,
             )
 
     @cached_property
-    def backend(self):
-        from assistant.answering.backend_base import make_backend
+    def bank(self):
+        """Sentences and vectors of abstracts, shared by answerability, the extractive synthesizer and the verifier."""
+        from assistant.answering.evidence import SentenceBank
 
-        return self._backend or make_backend(self.settings, embed_fn=self.embedder.embed)
+        return SentenceBank(self.embedder.embed)
+
+    def library_stats(self):
+        """Word document frequencies of the library (from its BM25 index, so always in step with it)."""
+        from assistant.answering.answerability import LibraryStats
+
+        index = self.bm25()
+        with self._lock:
+            cached = getattr(self, "_stats", None)
+            if cached is None or cached[0] is not index:
+                self._stats = (index, LibraryStats.from_bm25(index))
+            return self._stats[1]
+
+    @cached_property
+    def verifier(self):
+        from assistant.answering.verify import Verifier
+
+        return Verifier(self.embedder.embed, llm=self.llm if self.settings.llm_verify else None)
+
+    def synthesizer(self, streaming: bool = True):
+        """The configured backend's synthesizer: extractive (no LLM) or the LLM's."""
+        if self.llm is None:
+            from assistant.answering.extractive import ExtractiveSynthesizer
+
+            return ExtractiveSynthesizer(self.bank, stats=self.library_stats, streaming=streaming)
+        from assistant.answering.llm_synth import LLMSynthesizer
+
+        return LLMSynthesizer(self.llm, context_window=self.settings.llm_context_window,
+                              max_tokens=self.settings.llm_max_tokens, streaming=streaming)
+
+    def query_engine(self, streaming: bool = False):
+        """The answer path as one llama-index query engine (retriever → answerability → synthesizer → verifier)."""
+        from assistant.answering.answerability import Answerability
+        from assistant.answering.engine import CitedQueryEngine
+        from assistant.llms.chat import model_name
+
+        return CitedQueryEngine(
+            retriever=self.retriever(),
+            synthesizer=self.synthesizer(),
+            answerability=Answerability(self.embedder.embed, min_relevance=self.settings.min_relevance),
+            verifier=self.verifier,
+            bank=self.bank,
+            stats=self.library_stats,
+            condense_llm=self.llm,
+            get_papers=self.library.get_papers,
+            backend=self.settings.backend,
+            model="sentence-selection" if self.llm is None else model_name(self.llm),
+            k=self.settings.top_k,
+            streaming=streaming,
+        )
 
     @cached_property
     def engine(self):
-        from assistant.answering.engine import AnswerEngine
-
-        return AnswerEngine(
-            lambda query, k: self.searcher.search(query, k=k, mode=self.settings.retriever),
-            self.backend,
-            k=self.settings.top_k,
-            min_relevance=self.settings.min_relevance,
-            get_papers=self.library.get_papers,
-        )
+        """The query engine the CLI, the chat page and the harness answer through."""
+        return self.query_engine()
 
     @cached_property
     def llm(self):

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from assistant.app import load_app, load_settings
+from assistant.core.backends import backends
 from assistant.core.errors import BackendError, UserError
 
 DEFAULT_DATA = Path("data")
@@ -202,6 +203,26 @@ def libraries(chroma_url: ChromaUrl = None, as_json: AsJson = False) -> None:
         typer.echo(f"{r['library']:<20} {r['embedding_model']:<24} {r['papers']:>7} papers {r['chunks']:>8} chunks")
 
 
+@app.command("backends")
+def list_backends(as_json: AsJson = False) -> None:
+    """The answer backends (from the registry and installed plugins), what each needs, and which are ready."""
+    from assistant.core.backends import missing_settings
+
+    settings = load_settings()
+    rows = [{"name": spec.name, "description": spec.description, "options": list(spec.options), "plugin": spec.plugin,
+             "missing": missing_settings(spec, settings), "selected": spec.name == settings.backend}
+            for spec in backends().values()]
+    if as_json:
+        _print_json(rows)
+        return
+    for r in rows:
+        state = "selected" if r["selected"] else ("ready" if not r["missing"] else "needs " + ", ".join(r["missing"]))
+        typer.echo(f"{r['name']:<20} {state}")
+        typer.echo(f"    {r['description']}")
+        if r["options"]:
+            typer.echo(f"    settings: {', '.join(r['options'])}")
+
+
 @app.command()
 def config(as_json: AsJson = False) -> None:
     """Show the effective configuration (secrets masked)."""
@@ -213,7 +234,8 @@ def config(as_json: AsJson = False) -> None:
         typer.echo(f"{key} = {value}")
 
 
-Backend = Annotated[Optional[str], typer.Option("--backend", "-b", help="extractive, openai or openai-compatible.")]
+Backend = Annotated[Optional[str], typer.Option("--backend", "-b", help=f"Answer backend: {', '.join(backends())} "
+                                                 "(`assistant backends` says what each needs).")]
 Model = Annotated[Optional[str], typer.Option("--model", help="LLM model name (LLM backends).")]
 BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL (openai-compatible backend).")]
 
@@ -248,13 +270,25 @@ def _run_answer(a, question: str, as_json: bool, **kwargs):
 
 
 def render_references(answer) -> list[str]:
-    """The reference list and the citation warnings, as terminal lines."""
+    """What goes under an answer in the terminal: why it was declined or what is missing, the references with
+    each one's supporting sentence, and the sentences the verifier could not support."""
     lines: list[str] = []
+    if answer.declined and answer.decline_reason:
+        lines += ["", f"Why: {answer.decline_reason}."]
+    if answer.unanswered_parts:
+        lines += ["", "Not in the sources: " + "; ".join(answer.unanswered_parts)]
     if answer.citations:
         lines += ["", "References"]
         for c in answer.citations:
+            support = c.get("support")
             mark = "" if c["supported"] else "  (not supported by its abstract)"
-            lines.append(f"[{c['n']}] {c['title']}  ({c['paper_id']}){mark}")
+            score = f"  support {support:.2f}" if isinstance(support, (int, float)) else ""
+            lines.append(f"[{c['n']}] {c['title']}  ({c['paper_id']}){score}{mark}")
+            if c.get("evidence"):
+                lines.append(f"    \u201c{c['evidence']}\u201d")
+    if answer.unsupported_sentences:
+        lines += ["", "Not supported by the cited sources:"]
+        lines += [f"  - {sentence}" for sentence in answer.unsupported_sentences]
     if answer.dropped_citations:
         nums = ", ".join(f"[{n}]" for n in answer.dropped_citations)
         lines.append(f"Dropped citations with no matching source: {nums}")

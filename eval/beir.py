@@ -83,7 +83,7 @@ def _fingerprint(folder: Path, settings, embedder_name: str) -> str:
     with (Path(folder) / CORPUS).open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    digest.update(f"|{embedder_name}|{settings.chunk_tokens}".encode())
+    digest.update(f"|{embedder_name}|{settings.chunk_tokens}|{settings.chunker}".encode())
     return digest.hexdigest()
 
 
@@ -106,6 +106,7 @@ def index_corpus(app, folder: Path, progress: bool = False) -> dict:
 
     papers = load_corpus(folder)
     report = ingest_papers(papers, app.library, app.embedder, chunk_tokens=app.settings.chunk_tokens,
+                           chunker=app.settings.chunker,
                            lock_dir=app.settings.home / "locks", progress=progress)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"fingerprint": fingerprint, "revision": app.library.revision(),
@@ -158,6 +159,7 @@ def eval_beir(
     """
     from assistant.core.settings import load_settings
     from eval.metrics import BEIR_MEASURES, evaluate
+    from eval.report import library_fingerprint, questions_fingerprint
 
     folder = Path(folder)
     settings = settings or load_settings()
@@ -181,4 +183,6 @@ def eval_beir(
         "queries": len(queries),
         "seconds_per_query": seconds / max(1, len(queries)),
         "settings": app.settings,
+        "inputs": {"questions": questions_fingerprint(folder / "qrels" / f"{split}.tsv"),
+                   "library": library_fingerprint(load_corpus(folder))},
     }

@@ -73,7 +73,7 @@ def measure_ingest(cfg: BenchConfig, home: Path, log: Callable[[str], None]) -> 
     from assistant.app import App
     from assistant.library.embeddings import LocalEmbedder
     from eval.synthetic import read_bundled
-    from ingest.chunking import chunk_paper
+    from ingest.chunking import make_chunker
 
     app = App(bench_settings(home))
     embedder = app.embedder
@@ -85,7 +85,8 @@ def measure_ingest(cfg: BenchConfig, home: Path, log: Callable[[str], None]) -> 
 
     papers = read_bundled([cfg.data])
     max_tokens = min(app.settings.chunk_tokens, embedder.max_tokens)
-    chunks = [chunk_paper(p, embedder.count_tokens, max_tokens=max_tokens) for p in papers]
+    chunk = make_chunker(app.settings.chunker, embedder)
+    chunks = [chunk(p, max_tokens=max_tokens) for p in papers]
     texts = [c.embed_text for cs in chunks for c in cs]
 
     def raw(enc) -> tuple[float, np.ndarray]:

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from assistant.app import load_app, load_settings
+from assistant.core.backends import backends
 from assistant.core.errors import UserError
 
 eval_app = typer.Typer(help="Measure retrieval quality: question sets, BEIR benchmarks, run comparisons.",
@@ -93,7 +94,7 @@ def compare(
 def answers(
     questions: Annotated[Path, typer.Option("--questions", "-q", exists=True, dir_okay=False, help="JSONL question set (e.g. eval/datasets/dev.jsonl).")],
     library: Annotated[Optional[str], typer.Option("--library", "-l", help="Library the questions are about.")] = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="extractive, openai or openai-compatible.")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help=f"Answer backend: {', '.join(backends())}.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="LLM model (LLM backends).")] = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
     judge: Annotated[bool, typer.Option("--judge/--no-judge", help="Grade answers with the LLM judge (LLM backends).")] = True,

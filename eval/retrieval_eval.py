@@ -101,7 +101,10 @@ def eval_retrieval(app, questions_file: Path, retriever: str | None = None, k: i
     for row in rows:
         row["metrics"] = scores["per_query"][row["id"]]
     groups = mean_by_group(scores["per_query"], {q["id"]: q["type"] for q in questions})
+    from eval.report import input_fingerprints
+
     return {
+        "inputs": input_fingerprints(questions_file, app.library.iter_papers()),
         "questions_file": str(questions_file),
         "retriever": retriever,
         "k": k,

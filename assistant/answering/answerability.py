@@ -42,7 +42,7 @@ from rapidfuzz.distance import Levenshtein
 
 from assistant.answering.evidence import NUMBER, Sentence, name_key
 from assistant.answering.question import OPPOSITE_QUALIFIERS, Facet, Question
-from assistant.core.text import STOPWORDS, stem, words
+from assistant.core.text import STOPWORDS, content_words, stem, words
 from assistant.core.types import Source
 
 # Words every question has that say nothing about its topic.
@@ -53,6 +53,8 @@ _GENERIC = {stem(w) for w in """what which who how does did do is are was were c
     mention mentioned according show shows give gives given get make makes made""".split()}
 
 
+# Words between a number and the detail it gives ("achieves 75% and 84.5% accuracy on RULER": 3).
+NUMBER_WINDOW = 8
 # Measures whose value a change ("+16% on MMLU", "6.6 points better") does not give.
 _ABSOLUTE_MEASURES = {stem(w) for w in ("score", "scores", "accuracy", "perplexity", "rate", "error", "bleu", "rouge", "f1",
                                         "wer", "auc", "performance", "latency", "throughput")}
@@ -119,6 +121,7 @@ class Answerability:
         common_name_share: float = 0.05,
         rare_word_share: float = 0.02,
         term_similarity: float = 0.45,
+        topic_share: float = 0.34,
     ):
         self.embed_fn = embed_fn
         # Off-topic questions peak at cosine 0.15 on the bundled library, answerable ones bottom out at 0.38.
@@ -131,6 +134,8 @@ class Answerability:
         self.rare_word_share = rare_word_share
         # A rare word absent from the evidence still counts as covered when its embedding is this close to a sentence.
         self.term_similarity = term_similarity
+        # A summary or a list cites a paper holding at least this share of its topic's word weight (IDF).
+        self.topic_share = topic_share
 
     # -- the decision ----------------------------------------------------------------
 
@@ -141,7 +146,11 @@ class Answerability:
             return Decision("decline", "the question is empty")
         relevances = {s.n: s.relevance for s in sources if s.relevance is not None}
         best = max(relevances.values(), default=None)
-        if not sources or best is None or best < self.min_relevance:
+        named_sides = question.mode == "compare" and len(question.sides) >= 2 and any(
+            _mentions(f"{s.title} {s.abstract}", side_key) for s in sources for side in question.sides
+            for side_key in side_keys(side, "", stats, self.common_name_share))
+        # "compare TOFU and MUSE" embeds far from any abstract; papers that name a side still make it answerable.
+        if not sources or best is None or (best < self.min_relevance and not named_sides):
             top = max(sources, key=lambda s: s.relevance or -1.0, default=None)
             near = f" (closest: \u201c{top.title}\u201d, similarity {top.relevance:.2f})" if top and top.relevance is not None else ""
             return Decision("decline", f"nothing in the library is about this{near}")
@@ -161,6 +170,12 @@ class Answerability:
         if question.mode == "compare" and len(question.sides) >= 2:
             return self._compare(question, sources, sentences, stats, decision)
 
+        # A summary or a list cites only papers on its topic: holding most of the topic's word weight.
+        if question.topic_phrase and (question.is_list or question.mode == "summarize") and stats.n_docs:
+            on_topic = [n for n in keep if self._topic_share(question.topic_phrase, text_of[n], stats) >= self.topic_share
+                        or (relevances.get(n) or -1.0) >= best - 0.03]
+            keep = decision.keep = on_topic or keep[:1]
+
         # 2. Names.
         if names:
             found = set().union(*mentions.values())
@@ -171,18 +186,21 @@ class Answerability:
                 # Every paper listed must carry the names (any of them, for a list over several).
                 decision.keep = [n for n in keep if mentions[n]] or keep
             else:
+                # The paper the question is about carries the most of its names; papers carrying fewer
+                # (another model that is also "8B") are not what it asks about.
+                most = max(len(mentions[n]) for n in keep)
                 subject = max(keep, key=lambda n: (len(mentions[n]), relevances.get(n, -1.0)))
                 absent = [e for e in names if e not in mentions[subject]]
-                decision.keep = [n for n in keep if mentions[n]] or [subject]
+                decision.keep = [n for n in keep if most and len(mentions[n]) == most] or [subject]
                 if absent and not missing:
                     missing = absent  # named in other papers, not in the one the question is about
             if missing:
                 decision.verdict = "partial"
-                decision.unanswered += [f"anything on {e}" if e in found else f"{e}" for e in missing]
+                decision.unanswered += [f"anything on {e}" for e in missing]
 
         # 3. Asked details (quantities and settings) in the papers that carry the names.
         if question.facets:
-            pool = [s for s in sentences if s.n in decision.keep and (not names or mentions[s.n])]
+            pool = [s for s in sentences if s.n in decision.keep]
             asked_numbers = {name_key(m.group(0)) for m in NUMBER.finditer(question.text)}
             asks_change = bool(_CHANGE.search(question.text) or re.search(r"\bhow\s+much\s+(?:more|less|fewer)\b|\bby\s+how\s+much\b",
                                                                       question.text, re.I))
@@ -205,14 +223,28 @@ class Answerability:
     # -- signals -----------------------------------------------------------------------
 
     def _names(self, question: Question, stats: LibraryStats) -> list[str]:
-        """The question's names that pick out papers: rare in the library (or absent from it)."""
+        """The question's names that pick out papers: rare in the library (or absent from it), and not the
+        detail asked for ("how many GPUs" asks for a number; the GPUs are not what the question is about)."""
+        asked = {name_key(f.phrase) for f in question.facets}
         out = []
         for e in question.entities:
+            if name_key(e) in asked:
+                continue
             key_words = [stem(w) for w in words(e)]
             share = max((stats.share(w) for w in key_words), default=0.0) if key_words else 0.0
             if share <= self.common_name_share and name_key(e):
                 out.append(e)
         return out
+
+    @staticmethod
+    def _topic_share(topic: str, text: str, stats: LibraryStats) -> float:
+        """IDF-weighted share of the topic's words (stemmed) found in ``text``."""
+        terms = {stem(w) for w in words(topic) if w not in STOPWORDS and stem(w) not in _GENERIC and len(w) > 2}
+        if not terms:
+            return 1.0
+        present = set(content_words(text))
+        weight = {t: stats.idf(t) for t in terms}
+        return sum(weight[t] for t in terms if _has_word(frozenset(present), t)) / (sum(weight.values()) or 1.0)
 
     def _uncovered_topic_words(self, question: Question, sentences: Sequence[Sentence], keep: list[int],
                                stats: LibraryStats) -> list[str]:
@@ -331,7 +363,11 @@ def _answers(facet: Facet, sentence: Sentence, asked_numbers: set[str] = frozens
     if facet.kind == "setting":
         named = all(_has_word(sentence.words, w) for w in facet.words)
         return named and (bool(numbers) or facet.words[-1] in _NAMED_SETTINGS)
-    return bool(numbers) and any(_has_word(sentence.words, w) for w in facet.words)
+    # The number must stand near the detail's words: "Mistral 7B" fifteen words from "MMLU" is not an MMLU score.
+    tokens = re.findall(r"[\w.%×:-]+", sentence.text.lower())
+    near = {i for i, t in enumerate(tokens) if any(_has_word(frozenset(content_words(t)), w) for w in facet.words)}
+    spots = {i for i, t in enumerate(tokens) if name_key(t) in numbers}
+    return any(abs(i - j) <= NUMBER_WINDOW for i in spots for j in near)
 
 
 def _new_numbers(text: str, asked: set[str], absolute: bool) -> list[str]:

@@ -1,64 +1,47 @@
-"""The extractive backend: answers with no language model, by quoting the source sentences that best answer.
+"""The extractive synthesizer: answers with no language model, by quoting the source sentences that answer.
 
 Every sentence it writes is a sentence of a cited abstract followed by that
-abstract's number, so it cannot state anything the sources do not say; the only
-words of its own are short connectors ("On LoRA:"). It is the offline default:
-it works on a fresh machine with no key and no server.
+abstract's number, so it states nothing the sources do not say; its own words
+are connectors ("On NPO:") and what the answerability decision found missing
+("The indexed papers do not give the learning rate."). It is the offline
+default: it works on a fresh machine with no key and no server.
 
-How it picks: each abstract is split into sentences; a sentence scores its
-cosine similarity to the question (embeddings injected as ``embed_fn``) plus a
-small bonus for sharing the question's content words; sentences are then
-chosen by maximal marginal relevance (MMR) with a cap per paper, so the answer
-covers several papers instead of repeating one. When even the best sentence is
-barely related, it declines with DECLINE_PHRASE.
+How it picks, for each mode:
+
+* **answer**: sentences of the papers the decision keeps, chosen for coverage
+  of the question: each candidate scores its similarity to the question, the
+  share of the question's words it adds that earlier picks did not cover, and a
+  bonus when it gives an asked detail (a number next to "tokens"); near-copies
+  of a pick are skipped. A sentence that leans on the one before ("This …",
+  "the former … the latter") is quoted with that sentence, never bare.
+* **compare**: per side, sentences of the papers that name the side (title
+  first), preferring sentences that name it too; a side the library has
+  nothing on is said to be missing.
+* **summarize**: the kept papers grouped by theme (papers whose abstracts are
+  alike), each theme labelled by the words its titles share, one or two key
+  sentences per paper.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Generator
 
 import numpy as np
 
-from assistant.answering.backend_base import AnswerTask, BackendError, Source
-from assistant.core.text import content_words, overlap, split_sentences, strip_citations
+from assistant.answering.answerability import LibraryStats, aliases
+from assistant.answering.evidence import Sentence, SentenceBank, name_key
+from assistant.answering.synthesis import AnswerPlan, CitingSynthesizer
+from assistant.core.text import STOPWORDS, content_words, stem, words
 from assistant.core.types import DECLINE_PHRASE
 
-# "compare A and B", "A vs. B", "A versus B": used when a compare task names no sides.
-_SIDES = re.compile(r"\s+(?:vs\.?|versus|and|or|with|to)\s+|\s*,\s*", re.IGNORECASE)
-_LEAD = re.compile(r"^\s*(?:how\s+does\s+|how\s+do\s+|what\s+is\s+the\s+difference\s+between\s+)?(?:compare|contrast)?\s*", re.IGNORECASE)
-
-
-# Sentences that lean on the one before ("It ...", "This has led ...") read badly out of context.
-_ANAPHORA = re.compile(r"^(?:it|its|this|these|they|their|those|such|he|she|then|thus|here)\b", re.IGNORECASE)
 # Sentences stating the paper's contribution are the ones worth quoting in a summary.
-_CONTRIBUTION = re.compile(r"\b(?:we|this paper|this work)\s+(?:propose|introduce|present|show|find|demonstrate|develop)", re.IGNORECASE)
-_URL = re.compile(r"https?://|www\.|github\.com", re.IGNORECASE)
+_CONTRIBUTION = re.compile(r"\b(?:we|this paper|this work)\s+(?:propose|introduce|present|show|find|demonstrate|develop)", re.I)
+_GENERIC_TITLE_WORDS = {stem(w) for w in """language model models large llm llms learning via towards toward using
+    efficient effective approach method study benchmark new based neural deep training""".split()}
 
 
-@dataclass
-class _Sentence:
-    n: int  # source number
-    text: str
-    vec: np.ndarray
-    prior: float = 0.0  # small adjustment for how well the sentence stands alone
-
-
-def _prior(text: str) -> float:
-    """Penalties for sentences that quote badly: links, leaning on context, run-ons."""
-    score = 0.0
-    if _URL.search(text):
-        score -= 0.2
-    if _ANAPHORA.match(text):
-        score -= 0.05
-    if len(text) > 350:
-        score -= 0.05 if len(text) <= 500 else 0.1
-    return score
-
-
-def _cite(sentence: str, n: int) -> str:
+def cite(sentence: str, n: int) -> str:
     """Put ``[n]`` before the sentence's final punctuation: "X improves Y [3]."."""
     s = sentence.rstrip()
     if s and s[-1] in ".!?":
@@ -66,236 +49,268 @@ def _cite(sentence: str, n: int) -> str:
     return f"{s} [{n}]."
 
 
-def guess_sides(question: str) -> list[str]:
-    """Best-effort sides of a comparison question ("compare NPO and gradient ascent" → two sides)."""
-    body = _LEAD.sub("", question.strip().rstrip("?.! "))
-    body = re.sub(r"\s+(?:compare|differ)\b.*$", "", body, flags=re.IGNORECASE)
-    parts = [p.strip(" .?") for p in _SIDES.split(body) if p and p.strip(" .?")]
-    return parts if len(parts) >= 2 else []
+def absence_sentence(parts: list[str]) -> str:
+    """What the sources do not give, as the sentence that opens a partial answer."""
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+    return f"The indexed papers do not give {listed}."
 
 
-class ExtractiveBackend:
-    """Composes cited answers from source sentences; ``embed_fn`` returns L2-normalised vectors."""
+class ExtractiveSynthesizer(CitingSynthesizer):
+    """Writes cited answers from source sentences; no LLM."""
 
-    name = "extractive"
-    model = "sentence-selection"
-    context_window = sys.maxsize  # no model, so no window: every source is read in full
-    can_stream = True
-    can_complete = False
-
-    def __init__(
-        self,
-        embed_fn: Callable[[list[str]], np.ndarray],
-        *,
-        min_similarity: float = 0.25,
-        max_sentences: int = 4,
-        per_paper: int = 2,
-        per_side: int = 2,
-        lexical_weight: float = 0.15,
-        mmr_lambda: float = 0.7,
-        relative_floor: float = 0.5,
-        theme_similarity: float = 0.55,
-    ):
-        self.embed_fn = embed_fn
-        self.min_similarity = min_similarity
+    def __init__(self, bank: SentenceBank, *, stats: Callable[[], LibraryStats] = LibraryStats, max_sentences: int = 4,
+                 summary_papers: int = 8, mmr_lambda: float = 0.75, theme_similarity: float = 0.6,
+                 min_share: float = 0.6,
+                 streaming: bool = True):
+        super().__init__(streaming=streaming)
+        self.bank = bank
+        self._stats = stats  # a function: the library's word frequencies change with every ingest
         self.max_sentences = max_sentences
-        self.per_paper = per_paper
-        self.per_side = per_side
-        self.lexical_weight = lexical_weight
+        self.summary_papers = summary_papers
         self.mmr_lambda = mmr_lambda
-        self.relative_floor = relative_floor
+        self.min_share = min_share  # a third or later quote must be at least this share as related as the best
         self.theme_similarity = theme_similarity
-        self._cache: dict[str, np.ndarray] = {}
 
-    # -- the Backend interface -------------------------------------------------
+    @property
+    def name(self) -> str:
+        return "extractive"
 
-    def complete(self, messages: list[dict]) -> str:
-        # No language model to call. Callers check ``can_complete`` and fall back
-        # (condense: use the follow-up as it is; judge: lexical metrics only).
-        raise BackendError("the extractive backend has no language model; choose the openai or openai-compatible backend for this")
+    @property
+    def stats(self) -> LibraryStats:
+        return self._stats()
 
-    def stream(self, task: AnswerTask) -> Iterator[str]:
-        sentences = self._sentences(task.sources)
-        if not sentences or (task.mode != "summarize" and not task.question.strip()):
+    def write(self, plan: AnswerPlan) -> Generator[str, None, None]:
+        if plan.decision.declined:
             yield DECLINE_PHRASE
             return
-        if task.mode == "compare":
-            sides = [s for s in task.sides if s.strip()] or guess_sides(task.question)
-            if len(sides) >= 2:
-                yield from self._compare(sides, sentences, task.question)
-                return
-        if task.mode == "summarize":
-            yield from self._summarize(task.question, task.sources, sentences)
-            return
-        yield from self._answer(task.question, sentences)
-
-    # -- modes -------------------------------------------------------------------
-
-    def _answer(self, question: str, sentences: list[_Sentence]) -> Iterator[str]:
-        sims, rel = self._relevance(question, sentences)
-        if sims.max() < self.min_similarity:
+        sentences = plan.sentences or self.bank.sentences(plan.sources)
+        keep = set(plan.decision.keep or [s.n for s in plan.sources])
+        pool = [s for s in sentences if s.n in keep and s.quotable]
+        if not pool:
             yield DECLINE_PHRASE
             return
-        picked = self._mmr(sentences, rel, self.max_sentences, self.per_paper, used=set())
-        yield from self._emit([sentences[i] for i in picked])
-
-    def _compare(self, sides: list[str], sentences: list[_Sentence], question: str = "") -> Iterator[str]:
-        parts: list[list[_Sentence]] = []
-        used: set[int] = set()
-        if question.strip():
-            # Only quote papers that bear on the comparison as a whole: a paper on
-            # gradient *descent* should not speak for "gradient ascent".
-            q_sims, _ = self._relevance(question, sentences)
-            best: dict[int, float] = {}
-            for s, sim in zip(sentences, q_sims):
-                best[s.n] = max(best.get(s.n, -1.0), float(sim))
-            # Relative as well as absolute: retrieval pads the list with papers that
-            # merely share a word ("gradient"), far below the best paper.
-            gate = max(self.min_similarity, 0.75 * max(best.values()))
-            off_topic = {i for i, s in enumerate(sentences) if best[s.n] < gate}
-            used |= off_topic
-        for side in sides:
-            # The side's name matters more than in a free question, so its words weigh double.
-            sims, rel = self._relevance(side, sentences, lexical_weight=2 * self.lexical_weight, context=question)
-            if sims.max() < self.min_similarity:
-                parts.append([])
-                continue
-            picked = self._mmr(sentences, rel, self.per_side, self.per_paper, used=used)
-            used.update(picked)
-            parts.append([sentences[i] for i in picked])
-        if not any(parts):
-            yield DECLINE_PHRASE
-            return
-        for k, (side, chosen) in enumerate(zip(sides, parts)):
-            prefix = "\n\n" if k else ""
-            if not chosen:
-                yield f"{prefix}On {side}: none of the sources addresses it."
-                continue
-            yield f"{prefix}On {side}: "
+        prefix = absence_sentence(plan.decision.unanswered) + " " if plan.decision.unanswered else ""
+        if plan.question.mode == "compare" and len(plan.question.sides) >= 2:
+            yield from self._compare(plan, sentences, prefix)
+        elif plan.question.mode == "summarize":
+            yield prefix
+            yield from self._summarize(plan, pool)
+        else:
+            chosen = self._select(plan, pool, sentences)
+            yield prefix
             yield from self._emit(chosen)
 
-    def _summarize(self, topic: str, sources: list[Source], sentences: list[_Sentence]) -> Iterator[str]:
-        by_paper: dict[int, list[int]] = {}
-        for i, s in enumerate(sentences):
-            by_paper.setdefault(s.n, []).append(i)
-        if topic.strip():
-            sims, rel = self._relevance(topic, sentences)
-            if sims.max() < self.min_similarity:
-                yield DECLINE_PHRASE
-                return
-        else:
-            sims = rel = np.zeros(len(sentences))
-        keys: dict[int, list[int]] = {}
-        centroids: dict[int, np.ndarray] = {}
-        for n, idx in by_paper.items():
-            vecs = np.stack([sentences[i].vec for i in idx])
-            centroid = vecs.mean(axis=0)
-            centroids[n] = centroid / (np.linalg.norm(centroid) or 1.0)
-            if topic.strip() and sims[idx].max() < self.min_similarity:
-                continue  # retrieved but off-topic: leave it out rather than pad the summary
-            # Key sentence: relevant to the topic when there is one, else the most central one.
-            score = vecs @ centroids[n] + np.array([sentences[i].prior for i in idx])
-            score += np.array([0.1 if _CONTRIBUTION.search(sentences[i].text) else 0.0 for i in idx])
-            if topic.strip():
-                score = score + rel[idx]
-            order = np.argsort(-score)
-            chosen = [idx[order[0]]]
-            # Two sentences per paper only when there are few papers, so summaries stay short.
-            if len(by_paper) <= 3 and len(order) > 1 and score[order[1]] >= 0.85 * score[order[0]]:
-                chosen.append(idx[order[1]])
-            keys[n] = sorted(chosen)  # abstract order reads better than score order
-        groups = self._themes([s.n for s in sources if s.n in keys], centroids)
-        for k, group in enumerate(groups):
-            if k:
-                yield "\n\n"
-            yield from self._emit([sentences[i] for n in group for i in keys[n]])
+    # -- answer ----------------------------------------------------------------------
 
-    # -- helpers -------------------------------------------------------------------
-
-    def _sentences(self, sources: list[Source]) -> list[_Sentence]:
-        texts: list[tuple[int, str]] = []
-        for src in sources:
-            for sent in split_sentences(src.abstract):
-                # Numeric brackets inside an abstract would read as citations; drop them.
-                clean = re.sub(r"\s+", " ", strip_citations(sent)).strip()
-                if len(content_words(clean)) >= 3:  # skip fragments like "Code: https://..."
-                    texts.append((src.n, clean))
-        if not texts:
-            return []
-        vecs = self._embed([t for _, t in texts])
-        return [_Sentence(n, t, v, _prior(t)) for (n, t), v in zip(texts, vecs)]
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        # Follow-up questions in a chat reuse most sources: embed each sentence once.
-        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if todo:
-            if len(self._cache) + len(todo) > 20_000:
-                self._cache.clear()
-            for t, v in zip(todo, np.asarray(self.embed_fn(todo), dtype=np.float32)):
-                self._cache[t] = v
-        return np.stack([self._cache[t] for t in texts])
-
-    def _relevance(
-        self, query: str, sentences: list[_Sentence], lexical_weight: float | None = None, context: str = ""
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Cosine similarities to ``query``, and the ranking score: those plus lexical bonus and priors.
-
-        ``context`` (the whole question, for one side of a comparison) is blended
-        in, so "gradient ascent" does not pick sentences about gradient descent.
-        """
-        q = np.asarray(self.embed_fn([query]), dtype=np.float32)[0]
-        matrix = np.stack([s.vec for s in sentences])
-        sims = matrix @ q
-        rank = sims.copy()
-        if context:
-            c = np.asarray(self.embed_fn([context]), dtype=np.float32)[0]
-            rank = 0.7 * sims + 0.3 * (matrix @ c)
-        words = set(content_words(query))
-        weight = self.lexical_weight if lexical_weight is None else lexical_weight
-        bonus = np.array([overlap(words, s.text) for s in sentences])
-        # A sentence from a paper that is about the question is safer to quote:
-        # add a little of the paper's best sentence similarity.
-        best_in_paper: dict[int, float] = {}
-        for s, sim in zip(sentences, sims):
-            best_in_paper[s.n] = max(best_in_paper.get(s.n, -1.0), float(sim))
-        paper = np.array([best_in_paper[s.n] for s in sentences])
-        priors = np.array([s.prior for s in sentences])
-        return sims, rank + weight * bonus + 0.1 * paper + priors
-
-    def _mmr(self, sentences: list[_Sentence], rel: np.ndarray, k: int, per_paper: int, used: set[int]) -> list[int]:
-        """Up to ``k`` sentence indexes by maximal marginal relevance, at most ``per_paper`` per source."""
-        floor = max(self.min_similarity, self.relative_floor * float(rel.max()))
-        picked: list[int] = []
+    def _select(self, plan: AnswerPlan, pool: list[Sentence], everything: list[Sentence]) -> list[list[Sentence]]:
+        """Quote units (a sentence, or a dependent sentence with the one it leans on), chosen for coverage."""
+        question = plan.question
+        qvec = self.bank.embed([question.text])[0]
+        qwords = set(content_words(question.text))
+        weight = {w: self.stats.idf(w) if self.stats.n_docs else 1.0 for w in qwords}
+        total = sum(weight.values()) or 1.0
+        relevance = {s.n: s.relevance or 0.0 for s in plan.sources}
+        best_rel = max(relevance.values(), default=0.0)
+        by_key = {(s.n, s.index): s for s in everything}
+        sims = np.stack([s.vec for s in pool]) @ qvec
+        base = {id(s): float(sim) + 0.15 * (relevance.get(s.n, 0.0) - best_rel)
+                + (0.3 if (s.n, s.index) in plan.decision.answering else 0.0) for s, sim in zip(pool, sims)}
+        single_paper = len({s.n for s in pool}) == 1
+        limit = self.max_sentences + (1 if question.is_list else 0)
+        per_paper = limit if single_paper else (1 if question.is_list else 2)
+        covered: set[str] = set()
+        chosen: list[list[Sentence]] = []
+        used: set[tuple[int, int]] = set()
         count: dict[int, int] = {}
-        while len(picked) < k:
-            best, best_score = -1, -np.inf
-            for i, s in enumerate(sentences):
-                if i in used or i in picked or rel[i] < floor or count.get(s.n, 0) >= per_paper:
+        while len(chosen) < limit:
+            best, best_score = None, -np.inf
+            for s in pool:
+                if (s.n, s.index) in used or count.get(s.n, 0) >= per_paper:
                     continue
-                redundancy = max((float(s.vec @ sentences[j].vec) for j in picked), default=0.0)
+                unit = self._unit(s, by_key)
+                if unit is None:
+                    continue
+                gain = sum(weight.get(w, 0.0) for w in (set().union(*(u.words for u in unit)) & qwords) - covered) / total
+                redundancy = max((float(s.vec @ u.vec) for c in chosen for u in c), default=0.0)
                 if redundancy > 0.92:
                     continue  # a near-copy of a chosen sentence (common across related abstracts)
-                score = self.mmr_lambda * rel[i] - (1 - self.mmr_lambda) * redundancy
+                score = self.mmr_lambda * base[id(s)] + 0.35 * gain - (1 - self.mmr_lambda) * redundancy
                 if score > best_score:
-                    best, best_score = i, score
-            if best < 0:
+                    best, best_score = unit, score
+            if best is None:
                 break
-            picked.append(best)
-            count[sentences[best].n] = count.get(sentences[best].n, 0) + 1
-        return picked
-
-    def _themes(self, order: list[int], centroids: dict[int, np.ndarray]) -> list[list[int]]:
-        """Greedy grouping of papers (in rank order) whose abstracts are similar."""
-        groups: list[list[int]] = []
-        for n in order:
-            sims = [float(centroids[n] @ centroids[g[0]]) for g in groups]
-            if sims and max(sims) >= self.theme_similarity:
-                groups[int(np.argmax(sims))].append(n)
-            else:
-                groups.append([n])
-        return groups
+            if len(chosen) >= 2 and base[id(best[-1])] < self.min_share * max(base.values()):
+                break  # the rest is far less related than the best: a short answer beats padding
+            chosen.append(best)
+            for u in best:
+                used.add((u.n, u.index))
+                covered |= u.words & qwords
+            count[best[-1].n] = count.get(best[-1].n, 0) + 1
+        # Abstract order within a paper reads better than score order.
+        order = {n: i for i, n in enumerate(dict.fromkeys(u[-1].n for u in chosen))}
+        return sorted(chosen, key=lambda u: (order[u[-1].n], u[0].index))
 
     @staticmethod
-    def _emit(chosen: list[_Sentence]) -> Iterator[str]:
-        for k, s in enumerate(chosen):
-            yield ("" if k == 0 else " ") + _cite(s.text, s.n)
+    def _unit(s: Sentence, by_key: dict) -> list[Sentence] | None:
+        """The sentence as a quotable unit: with the sentence before when it leans on it; None if that fails."""
+        if not s.dependent:
+            return [s]
+        before = by_key.get((s.n, s.index - 1))
+        if before is None or before.index < 0 or before.dependent or len(before.text) + len(s.text) > 600:
+            return None
+        return [before, s]
+
+    # -- compare ---------------------------------------------------------------------
+
+    def _compare(self, plan: AnswerPlan, sentences: list[Sentence], prefix: str) -> Generator[str, None, None]:
+        """One part per side (sentences that name it, from the papers that speak for it), then what sets them apart."""
+        question = plan.question
+        sides = question.sides[:2]
+        text = " ".join(s.text for s in sentences)
+        by_key = {(s.n, s.index): s for s in sentences}
+        keys = {side: _side_names(side, text) for side in sides}
+        names = {(s.n, s.index): {side for side in sides if any(_says(s.text, k) for k in keys[side])} for s in sentences}
+        qvec = self.bank.embed([question.text])[0]
+        used: set[tuple[int, int]] = set()
+
+        def pick(candidates: list[Sentence], target: np.ndarray, order: list[int], limit: int) -> list[list[Sentence]]:
+            scored = sorted(candidates, key=lambda s: -(0.6 * float(s.vec @ target) + 0.4 * float(s.vec @ qvec)
+                                                         - 0.05 * order.index(s.n)))
+            picks: list[list[Sentence]] = []
+            for s in scored:
+                unit = self._unit(s, by_key)
+                if unit is None or any((u.n, u.index) in used for u in unit):
+                    continue
+                picks.append(unit)
+                used.update((u.n, u.index) for u in unit)
+                if len(picks) == limit:
+                    break
+            return sorted(picks, key=lambda u: (order.index(u[0].n), u[0].index))
+
+        parts: list[tuple[str, list[list[Sentence]]]] = []
+        for side in sides:
+            side_sources = plan.decision.sides.get(side)
+            if side_sources is None:  # a plan made from bare nodes: every source may speak for each side
+                side_sources = [s.n for s in plan.sources]
+            pool = [s for s in sentences if s.n in side_sources and s.quotable]
+            # A paper whose title names the side speaks for it; else sentences that name this side alone;
+            # else any of the side's papers' sentences, by meaning.
+            titled = {t.n for t in sentences if t.index < 0 and t.n in side_sources and any(_says(t.text, k) for k in keys[side])}
+            own = [s for s in pool if s.n in titled and not (names[(s.n, s.index)] - {side})]
+            alone = [s for s in pool if names[(s.n, s.index)] == {side}]
+            parts.append((side, pick(own or alone or pool, self.bank.embed([side])[0], side_sources, 2) if pool else []))
+        # Sentences that name both sides say how they differ.
+        order = [s.n for s in plan.sources]
+        both = [s for s in sentences if s.quotable and names[(s.n, s.index)] == set(sides)]
+        contrast = pick(both, qvec, order, 2) if all(p for _, p in parts) else []
+
+        if prefix:
+            yield prefix.strip()
+        for k, (side, picks) in enumerate(parts):
+            lead = "\n\n" if k or prefix else ""
+            if not picks:
+                yield f"{lead}The indexed papers do not cover {side}."
+                continue
+            yield f"{lead}On {side}: "
+            yield from self._emit(picks)
+        if contrast:
+            yield "\n\nSide by side: "
+            yield from self._emit(contrast)
+
+    # -- summarize -------------------------------------------------------------------
+
+    def _summarize(self, plan: AnswerPlan, pool: list[Sentence]) -> Generator[str, None, None]:
+        topic = plan.question.topic if plan.question.text.strip() else ""
+        tvec = self.bank.embed([topic])[0] if topic else None
+        by_paper: dict[int, list[Sentence]] = {}
+        for s in pool:
+            by_paper.setdefault(s.n, []).append(s)
+        order = [n for n in (plan.decision.keep or [s.n for s in plan.sources]) if n in by_paper][: self.summary_papers]
+        keys: dict[int, list[Sentence]] = {}
+        centroids: dict[int, np.ndarray] = {}
+        for n in order:
+            sents = [s for s in by_paper[n] if not s.dependent]
+            if not sents:
+                continue
+            vecs = np.stack([s.vec for s in sents])
+            centroid = vecs.mean(axis=0)
+            centroids[n] = centroid / (np.linalg.norm(centroid) or 1.0)
+            score = vecs @ centroids[n] + np.array([0.1 if _CONTRIBUTION.search(s.text) else 0.0 for s in sents])
+            if tvec is not None:
+                score = score + vecs @ tvec
+            best = np.argsort(-score)
+            chosen = [sents[best[0]]]
+            if len(order) <= 3 and len(best) > 1 and score[best[1]] >= 0.85 * score[best[0]]:
+                chosen.append(sents[best[1]])
+            keys[n] = sorted(chosen, key=lambda s: s.index)
+        titles = {s.n: s.title for s in plan.sources}
+        groups = self._themes([n for n in order if n in keys], centroids)
+        for k, group in enumerate(groups):
+            label = self._label([titles.get(n, "") for n in group], topic) if len(groups) > 1 else ""
+            yield ("\n\n" if k else "") + (f"{label}:\n\n" if label else "")
+            yield from self._emit([[s] for n in group for s in keys[n]])
+
+    def _themes(self, order: list[int], centroids: dict[int, np.ndarray]) -> list[list[int]]:
+        """Papers grouped by theme: average-linkage merging of the most alike groups, while they are alike enough
+        (``theme_similarity``) or there are more than four, keeping two themes for five papers or more; groups in
+        rank order of their best paper."""
+        groups: list[list[int]] = [[n] for n in order]
+
+        def sim(a: list[int], b: list[int]) -> float:
+            return float(np.mean([centroids[x] @ centroids[y] for x in a for y in b]))
+
+        # Five or more papers get at least two themes unless they are near-copies of each other.
+        least = 2 if len(order) >= 5 else 1
+        while len(groups) > least:
+            pairs = [(sim(groups[i], groups[j]), i, j) for i in range(len(groups)) for j in range(i + 1, len(groups))]
+            best, i, j = max(pairs)
+            if best < self.theme_similarity and len(groups) <= 4:
+                break
+            groups[i] += groups.pop(j)
+        rank = {n: k for k, n in enumerate(order)}
+        return sorted((sorted(g, key=rank.get) for g in groups), key=lambda g: rank[g[0]])
+
+    def _label(self, titles: list[str], topic: str = "") -> str:
+        """A theme's label: the telling words its papers' titles share, beyond the topic's own words;
+        else the first paper's short title."""
+        skip = {stem(w) for w in words(topic)} | _GENERIC_TITLE_WORDS
+        counts: dict[str, int] = {}
+        surface: dict[str, str] = {}
+        for title in titles:
+            for w in dict.fromkeys(words(title)):
+                s = stem(w)
+                if w in STOPWORDS or s in skip or len(w) < 3 or w.isdigit():
+                    continue
+                counts[s] = counts.get(s, 0) + 1
+                surface.setdefault(s, w)
+        shared = sorted((s for s in counts if counts[s] >= 2), key=lambda s: (-counts[s], -self.stats.idf(s)))
+        if shared:
+            return " and ".join(surface[s] for s in shared[:2]).capitalize()
+        head = re.split(r"[:?]", titles[0])[0].strip() if titles else ""
+        return head if 0 < len(head) <= 60 else "Other work"
+
+    @staticmethod
+    def _emit(units: list[list[Sentence]]) -> Generator[str, None, None]:
+        first = True
+        for unit in units:
+            for s in unit:
+                yield ("" if first else " ") + cite(s.text, s.n)
+                first = False
+
+
+def _side_names(side: str, text: str) -> list[str]:
+    from assistant.answering.question import entities
+
+    names = entities(side) or [re.sub(r"\s*\([^)]*\)", "", side).strip()]
+    out = list(names)
+    for name in names:
+        out += aliases(name, text)
+    out += [m.strip() for m in re.findall(r"\(([^)]+)\)", side)]
+    return [k for k in dict.fromkeys(out) if name_key(k)]
+
+
+def _says(text: str, name: str) -> bool:
+    key = name_key(name)
+    if len(key) <= 4:
+        return bool(re.search(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", text, re.I))
+    return key in name_key(text)

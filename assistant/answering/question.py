@@ -136,8 +136,9 @@ def entities(text: str) -> list[str]:
         letters = re.sub(r"[^A-Za-z]", "", token)
         mixed = sum(c.isupper() for c in token[1:]) >= 1 and any(c.islower() for c in token) or token.isupper()
         digits = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
-        dashed_name = "-" in token and re.search(r"[a-z]-[a-z0-9]", token) and len(letters) <= 12 and len(token) <= 16 \
-            and not re.fullmatch(r"[a-z]+(?:-[a-z]+)*", token)  # "vi-mistral-x" yes, "fine-tuning" no
+        # "vi-mistral-x", "min-k" yes; "fine-tuning", "in-context" no: a one-letter part marks a name.
+        dashed_name = "-" in token and len(token) <= 20 and any(len(part) == 1 and part.isalpha()
+                                                               for part in token.split("-"))
         capitalised = token[0].isupper() and m.start() > 0 and text[: m.start()].rstrip()[-1:] not in ".?!"
         if (mixed and len(letters) >= 2) or digits or dashed_name or (capitalised and len(token) > 2):
             if token not in found:
@@ -169,10 +170,13 @@ def asked_facets(text: str) -> list[Facet]:
     """The details a question asks for (quantities and training settings), in order."""
     facets: list[Facet] = []
     lowered = text.lower()
+    # Names in a detail ("HellaSwag accuracy") are checked as names; the detail is the rest ("accuracy").
+    name_stems = {stem(w) for e in entities(text) for w in words(e)} | {stem(e.lower()) for e in entities(text)}
 
     def add(phrase: str, kind: str, answered_by: str = "") -> None:
         phrase = phrase.strip()
         ws = _facet_words(answered_by or phrase)
+        ws = [w for w in ws if w not in name_stems] or ws
         if not ws or any(f.phrase == phrase for f in facets):
             return
         quals = [q for q in OPPOSITE_QUALIFIERS if re.search(rf"\b{re.escape(q)}\b", phrase.lower())]
@@ -184,7 +188,7 @@ def asked_facets(text: str) -> list[Facet]:
         for m in re.finditer(rf"(?<![\w-]){re.escape(setting)}(?![\w-])", lowered):
             before = lowered[max(0, m.start() - 40): m.start()]
             if re.search(r"\b(what|which|how many|how much|and|peak|initial|final)\b", before):
-                lead = re.search(r"(?:\b(?:peak|initial|final|absolute|relative)\s+)+$", before)
+                lead = re.search(r"(?:\b(?:peak|initial|final|absolute|relative|number\s+of)\s+)+$", before)
                 add((lead.group(0) if lead else "") + setting, "setting")
     for m in _HOW_MANY.finditer(text):
         np = re.sub(r"^(?:more|fewer|less)\s+", "", m["np"], flags=re.I)
@@ -197,8 +201,8 @@ def asked_facets(text: str) -> list[Facet]:
         np, head = m["np"], m["head"].lower()
         np = re.sub(r"^(?:" + _AUX + r"\s+)?(?:the|a|an)\s+", "", np, flags=re.I)
         if head in _GENERIC_MEASURES:
-            tail = re.match(r"\s+of\s+(?:the\s+|a\s+|an\s+)?((?:[\w-]+\s*){1,3})", text[m.end():])
-            np = f"{np} of {tail.group(1)}" if tail else np
+            tail = re.match(r"\s+of\s+(?:the\s+|a\s+|an\s+)?((?:(?!" + _AUX + r"\b)[\w-]+\s*){1,3})", text[m.end():])
+            np = f"{np} of {tail.group(1).strip()}" if tail else np
         counted = head in _COUNTED and m.group(0).lower().startswith("which")  # "which tokens" asks which, not how many
         if stem(head) in _MEASURE_STEMS and not counted and not any(f.words and f.words[-1] == stem(head) for f in facets):
             add(np, "quantity")
@@ -236,7 +240,8 @@ def topic_phrase(text: str) -> str:
     for pattern in (_SUMMARY, _EXISTENCE, _LIST_TOPIC):
         m = pattern.match(text.strip())
         if m:
-            return _CLAUSE.sub("", _ADDRESSING_TAIL.sub("", m["topic"].strip(" ?.!"))).strip()
+            topic = _CLAUSE.sub("", _ADDRESSING_TAIL.sub("", m["topic"].strip(" ?.!"))).strip()
+            return re.sub(r"^(?:(?:recent|the)\s+)?(?:work|research|papers|studies|literature)\s+(?:on|about)\s+", "", topic, flags=re.I)
     return ""
 
 

@@ -34,6 +34,7 @@ class BackendSpec:
     factory: str = ""
     options: tuple[str, ...] = ()  # the settings it reads, for help texts and `assistant backends`
     plugin: str = ""  # the distribution that registered it (third-party backends)
+    requires: tuple[str, ...] = ()  # settings that must be set before it can answer ("api_key": a key from anywhere)
 
     @property
     def uses_llm(self) -> bool:
@@ -46,13 +47,14 @@ _LLM_OPTIONS = ("llm_model", "llm_api_key", "llm_context_window", "llm_max_token
 BUILTIN = (
     BackendSpec("extractive", "no LLM: quotes the sentences of the sources that answer, each cited (offline default)"),
     BackendSpec("openai", "the hosted OpenAI API (llama-index-llms-openai); needs OPENAI_API_KEY",
-                "assistant.llms.factories:openai_llm", _LLM_OPTIONS),
+                "assistant.llms.factories:openai_llm", _LLM_OPTIONS, requires=("api_key",)),
     BackendSpec("openai-compatible", "any server speaking the OpenAI API: llama.cpp, Ollama, vLLM, LM Studio "
                 "(llama-index-llms-openai-like); needs llm_base_url",
-                "assistant.llms.factories:openai_like_llm", ("llm_base_url", *_LLM_OPTIONS)),
+                "assistant.llms.factories:openai_like_llm", ("llm_base_url", *_LLM_OPTIONS), requires=("llm_base_url",)),
     BackendSpec("llama-index", "any llama-index LLM class by import path (llm_class) with its keyword arguments "
                 "(llm_kwargs), e.g. llama_index.llms.ollama:Ollama",
-                "assistant.llms.factories:import_path_llm", ("llm_class", "llm_kwargs", "llm_context_window")),
+                "assistant.llms.factories:import_path_llm", ("llm_class", "llm_kwargs", "llm_context_window"),
+                requires=("llm_class",)),
 )
 
 
@@ -85,6 +87,16 @@ def get_backend(name: str) -> BackendSpec:
     if name not in known:
         raise UserError(f"unknown backend {name!r}: choose one of {', '.join(known)}")
     return known[name]
+
+
+def missing_settings(spec: BackendSpec, settings) -> list[str]:
+    """The settings ``spec`` needs that ``settings`` leaves empty (an empty list: it can be used)."""
+    missing = []
+    for name in spec.requires:
+        value = settings.api_key() if name == "api_key" else getattr(settings, name, "")
+        if not value:
+            missing.append("OPENAI_API_KEY" if name == "api_key" else f"ASSISTANT_{name.upper()}")
+    return missing
 
 
 def backend_help() -> str:

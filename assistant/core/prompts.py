@@ -26,9 +26,9 @@ from assistant.core.types import DECLINE_PHRASE
 
 # The placeholders each prompt must use: no more, no fewer.
 EXPECTED: dict[str, frozenset[str]] = {
-    "answer": frozenset({"question", "sources", "decline"}),
-    "compare": frozenset({"question", "sides", "sources", "decline"}),
-    "summarize": frozenset({"question", "sources", "decline"}),
+    "answer": frozenset({"question", "sources", "decline", "missing"}),
+    "compare": frozenset({"question", "sides", "sources", "decline", "missing"}),
+    "summarize": frozenset({"question", "sources", "decline", "missing"}),
     "condense": frozenset({"history", "question"}),
     "judge": frozenset({"question", "sources", "answer", "key_facts"}),
     "verify": frozenset({"sources", "statements"}),

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     embedding_model: str = Field(LOCAL_MODEL, description="Embedding model name (local: all-MiniLM-L6-v2; openai: e.g. text-embedding-3-small).")
     embedding_batch_size: int = Field(64, description="Texts per embedding batch.")
     chunk_tokens: int = Field(256, description="Largest chunk in the embedding model's tokens, title included.")
+    chunker: Literal["llama-index", "sentences"] = Field(
+        "llama-index", description="How abstracts are cut into chunks: llama-index (SentenceSplitter with the embedding "
+        "model's tokenizer) or sentences (the earlier hand-written packer). Changing it re-embeds every paper at the next ingest.")
 
     retriever: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Default retriever.")
     top_k: int = Field(8, ge=1, le=100, description="Papers retrieved per question.")
@@ -67,6 +70,7 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(60.0, description="Seconds before an LLM request times out.")
     llm_max_retries: int = Field(3, description="Retries on 429 and 5xx, with backoff (honours Retry-After).")
     llm_temperature: float = Field(0.1, description="Sampling temperature.")
+    llm_verify: bool = Field(False, description="With an LLM backend, also ask the model to check each cited sentence (prompts/verify.md); slower.")
     llm_class: str = Field("", description="llama-index backend: the LLM class by import path, e.g. llama_index.llms.ollama:Ollama.")
     llm_kwargs: dict[str, Any] = Field(default_factory=dict, description="llama-index backend: keyword arguments for llm_class (a TOML table, or JSON in the env var).")
 

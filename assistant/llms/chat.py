@@ -34,11 +34,18 @@ def _messages(messages: list[dict]):
     return [ChatMessage(role=m["role"], content=m["content"]) for m in messages]
 
 
+def with_max_tokens(llm: "LLM", max_tokens: int | None) -> "LLM":
+    """The LLM answering at most ``max_tokens`` (a copy; LLMs without the setting are used as they are)."""
+    if not max_tokens or getattr(llm, "max_tokens", None) in (None, max_tokens) or not hasattr(llm, "model_copy"):
+        return llm
+    return llm.model_copy(update={"max_tokens": max_tokens})
+
+
 def complete(llm: "LLM", messages: list[dict], max_tokens: int | None = None) -> str:
     """One chat call; the reply's text. Raises BackendError."""
-    kwargs = {"max_tokens": max_tokens} if max_tokens else {}
+    llm = with_max_tokens(llm, max_tokens)
     try:
-        response = llm.chat(_messages(messages), **kwargs)
+        response = llm.chat(_messages(messages))
     except Exception as exc:
         raise backend_error(llm, exc) from exc
     content = response.message.content
@@ -49,10 +56,11 @@ def complete(llm: "LLM", messages: list[dict], max_tokens: int | None = None) ->
 
 def stream(llm: "LLM", messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
     """The reply in pieces as the model writes it. Raises BackendError, also part-way."""
-    kwargs = {"max_tokens": max_tokens} if max_tokens else {}
-    finished = None  # None: this LLM's chunks say nothing about finishing; then trust the end of the stream
+    llm = with_max_tokens(llm, max_tokens)
+    # An OpenAI-API model says when an answer is whole (a finish reason); other LLMs' streams just end.
+    finished = False if getattr(llm, "api_base", None) else None
     try:
-        for response in llm.stream_chat(_messages(messages), **kwargs):
+        for response in llm.stream_chat(_messages(messages)):
             choices = getattr(response.raw, "choices", None)
             if choices is not None:  # an OpenAI-style chunk: only a finish reason says the answer is whole
                 finished = bool(finished) or any(getattr(c, "finish_reason", None) for c in choices)

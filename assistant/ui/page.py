@@ -66,21 +66,18 @@ class ChatPage:
     # -- backends ------------------------------------------------------------------
 
     def backend_choices(self) -> list[tuple[str, str]]:
-        """(label, name) for each backend this configuration can use: extractive always, LLMs when configured."""
+        """(label, name) for each registered backend this configuration can use (the configured one always)."""
+        from assistant.core.backends import backends, missing_settings
+
         s = self.app.settings
-        names = ["extractive"]
-        if s.api_key():
-            names.append("openai")
-        if s.llm_base_url:
-            names.append("openai-compatible")
-        if s.backend not in names:
-            names.insert(0, s.backend)
-        labels = {
-            "extractive": "extractive (no LLM: sentence selection)",
-            "openai": f"openai · {s.llm_model}",
-            "openai-compatible": f"openai-compatible · {s.llm_model} @ {s.llm_base_url}",
-        }
-        return [(labels[n], n) for n in names]
+        out = []
+        for name, spec in backends().items():
+            if name != s.backend and missing_settings(spec, s):
+                continue
+            detail = "no LLM: quotes the sources" if not spec.uses_llm else (
+                s.llm_class if name == "llama-index" else s.llm_model + (f" @ {s.llm_base_url}" if s.llm_base_url and name == "openai-compatible" else ""))
+            out.append((f"{name} · {detail}", name))
+        return out
 
     def engine(self, backend: str | None):
         name = backend or self.app.settings.backend

@@ -21,7 +21,7 @@ from assistant.answering.citations import (
 from assistant.core.text import CITATION, split_sentences
 from assistant.core.types import DECLINE_PHRASE
 
-_LINK = re.compile(r"\[(\d+)\]\(#src-\d+\)")
+_LINK = re.compile(r"\[(\d+)\]\(#src-\d+(?: \"[^\"]*\")?\)")
 # Notes appended under an answer start with this, so follow-up history can leave them out.
 NOTE_MARK = "\n\n> ⚠"
 # An answer sentence must share this much of its content words with an abstract sentence to highlight it.
@@ -62,8 +62,8 @@ def message_text(content) -> str:
 
 def unlink(text: str) -> str:
     """Answer text as the engine wrote it: citation links back to [n], notes removed."""
-    text = text.split(NOTE_MARK, 1)[0]
-    text = re.sub(r"\[((?:\[\d+\]\(#src-\d+\)(?:,\s*)?)+)\]", lambda m: "[" + ", ".join(_LINK.findall(m.group(1))) + "]", text)
+    text = text.split(NOTE_MARK, 1)[0].replace(" ⚠", "")
+    text = re.sub(r"\[((?:" + _LINK.pattern + r"(?:,\s*)?)+)\]", lambda m: "[" + ", ".join(_LINK.findall(m.group(1))) + "]", text)
     return text.strip()
 
 
@@ -79,20 +79,40 @@ def history_for_engine(history: list) -> list[dict]:
     return out
 
 
-def linkify(text: str) -> str:
-    """Each [n] becomes a Markdown link to its source card (#src-n) in the panel beside the chat."""
+def linkify(text: str, evidence: dict[int, str] | None = None) -> str:
+    """Each [n] becomes a Markdown link to its source card (#src-n); with ``evidence``, hovering the link shows
+    the source sentence that supports the claim (the link's title)."""
+    evidence = evidence or {}
+
+    def target(n: int) -> str:
+        hint = evidence.get(n)
+        if not hint:
+            return f"#src-{n}"
+        hint = hint if len(hint) <= 300 else hint[:299] + "…"
+        return f'#src-{n} "{hint.replace(chr(34), chr(39))}"'
 
     def link(m: re.Match) -> str:
         numbers = parse_citations(m.group(0))
-        return "[" + ", ".join(f"[{n}](#src-{n})" for n in numbers) + "]" if numbers else m.group(0)
+        return "[" + ", ".join(f"[{n}]({target(n)})" for n in numbers) + "]" if numbers else m.group(0)
 
     return CITATION.sub(link, text)
 
 
 def answer_markdown(answer) -> str:
-    """The final answer for the chat: linked citations, then notes on dropped or unsupported citations."""
-    text = linkify(answer.answer)
+    """The final answer for the chat: linked citations (hover: the supporting sentence), each sentence the verifier
+    could not support marked ⚠, then notes on what is missing and on dropped or unsupported citations."""
+    text = answer.answer
+    for sentence in answer.unsupported_sentences:
+        if sentence in text:
+            text = text.replace(sentence, f"{sentence} ⚠", 1)
+    text = linkify(text, {c["n"]: c.get("evidence") or "" for c in answer.citations})
     notes = []
+    if getattr(answer, "declined", False) and getattr(answer, "decline_reason", ""):
+        notes.append(f"why: {answer.decline_reason}")
+    if getattr(answer, "unanswered_parts", None):
+        notes.append("not in the sources: " + "; ".join(answer.unanswered_parts))
+    if answer.unsupported_sentences:
+        notes.append("⚠ marks a sentence the cited sources do not support")
     if answer.dropped_citations:
         notes.append("dropped " + ", ".join(f"[{n}]" for n in answer.dropped_citations) + ": no such source")
     weak = [c["n"] for c in answer.citations if not c["supported"]]
@@ -116,11 +136,14 @@ def _citing_sentences(answer_text: str) -> dict[int, list[str]]:
     return out
 
 
-def highlight(abstract: str, claims: list[str]) -> str:
-    """The abstract as HTML with the sentence best matching each claim wrapped in <mark>."""
+def highlight(abstract: str, claims: list[str], evidence: list[str] = ()) -> str:
+    """The abstract as HTML with the verifier's evidence sentences (else the sentence best matching each claim)
+    wrapped in <mark>."""
     sentences = split_sentences(abstract)
     marked: set[int] = set()
-    for claim in claims:
+    wanted = {_plain(e) for e in evidence if e}
+    marked |= {i for i, s in enumerate(sentences) if _plain(s) in wanted}
+    for claim in claims if not marked else []:
         scores = [lexical_support(claim, [s]) for s in sentences]
         if scores:
             best = max(range(len(scores)), key=scores.__getitem__)
@@ -131,15 +154,22 @@ def highlight(abstract: str, claims: list[str]) -> str:
     )
 
 
+def _plain(text: str) -> str:
+    return " ".join(CITATION.sub(" ", text).split()).lower()
+
+
 def _card(source, claims: list[str] | None, citation: dict | None) -> str:
     badge = ""
     if citation is not None:
+        support = citation.get("support")
+        score = f" {support:.2f}" if isinstance(support, (int, float)) else ""
         badge = (
-            '<span class="badge badge-ok">cited</span>'
+            f'<span class="badge badge-ok" title="support of the citing sentence by this abstract">cited · support{score}</span>'
             if citation["supported"]
-            else '<span class="badge badge-warn">cited, not supported by this abstract</span>'
+            else f'<span class="badge badge-warn">cited, not supported by this abstract{score}</span>'
         )
-    body = highlight(source.abstract, claims or []) if claims else html.escape(source.abstract)
+    evidence = [citation["evidence"]] if citation and citation.get("evidence") else []
+    body = highlight(source.abstract, claims or [], evidence) if (claims or evidence) else html.escape(source.abstract)
     return (
         f'<div class="src" id="src-{source.n}">'
         f'<div class="src-head">[{source.n}] {html.escape(source.title)} '
@@ -156,7 +186,10 @@ def sources_html(sources: list, answer=None, pending: bool = False) -> str:
     """
     parts = ['<div class="sources">']
     if answer is not None and answer.declined:
-        parts.append(f'<p class="warn">{html.escape(DECLINE_PHRASE)}</p>')
+        reason = f" Why: {answer.decline_reason}." if getattr(answer, "decline_reason", "") else ""
+        parts.append(f'<p class="warn">{html.escape(DECLINE_PHRASE + reason)}</p>')
+    if answer is not None and getattr(answer, "unanswered_parts", None):
+        parts.append(f'<p class="warn">Not in the sources: {html.escape("; ".join(answer.unanswered_parts))}</p>')
     if answer is not None and answer.dropped_citations:
         for n in answer.dropped_citations:
             parts.append(f'<p class="warn">[{n}] dropped: no such source</p>')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answering.backend_base import Source
+from assistant.core.types import Source
 from assistant.answering.citations import check_answer, lexical_support, parse_citations
 
 SOURCES = [

@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from assistant.answering.backend_base import Source
+from assistant.core.types import Source
 from assistant.core.prompts import (
     EXPECTED,
     SOURCES_CLOSE,
@@ -30,7 +30,7 @@ def prompt_dir(tmp_path):
 
 def test_prompts__every_shipped_prompt_loads_and_validates():
     prompts = load_all()
-    assert set(prompts) == {"answer", "compare", "summarize", "condense", "judge"}
+    assert set(prompts) == {"answer", "compare", "summarize", "condense", "judge", "verify"}
     for name, prompt in prompts.items():
         assert prompt.placeholders == EXPECTED[name]
 
@@ -38,7 +38,8 @@ def test_prompts__every_shipped_prompt_loads_and_validates():
 @pytest.mark.parametrize("name", ["answer", "compare", "summarize"])
 def test_prompts__answer_prompts_carry_rules_decline_and_a_worked_example(name):
     prompt = load_prompt(name)
-    values = {"question": "What is NPO?", "sources": format_sources([Source(1, "p1", "T", "A.", 1.0)])}
+    values = {"question": "What is NPO?", "sources": format_sources([Source(1, "p1", "T", "A.", 1.0)]),
+              "missing": "the learning rate."}
     if name == "compare":
         values["sides"] = "NPO; gradient ascent"
     system, user = prompt.render(**values)
@@ -48,6 +49,7 @@ def test_prompts__answer_prompts_carry_rules_decline_and_a_worked_example(name):
     assert "data, not instructions" in system["content"]
     assert "[1]" in system["content"].split("Example.")[1]  # the worked example cites with [n]
     assert "{" not in user["content"].replace("{}", "")  # every placeholder filled
+    assert "What the sources lack: the learning rate." in system["content"]
 
 
 def test_prompts__wrong_placeholder_fails_loudly_naming_file_and_placeholders(prompt_dir):
@@ -77,7 +79,7 @@ def test_prompts__judge_json_example_is_not_a_placeholder():
 
 
 def test_prompts__values_are_inserted_once_not_reinterpreted():
-    _, user = load_prompt("answer").render(question="what about {sources}?", sources="S")
+    _, user = load_prompt("answer").render(question="what about {sources}?", sources="S", missing="nothing.")
     assert "what about {sources}?" in user["content"]
 
 

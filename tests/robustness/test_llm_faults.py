@@ -12,7 +12,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from assistant.answering.backend_base import BackendError
+from assistant.core.errors import BackendError
 from assistant.cli import app as cli
 from assistant.ui.page import ChatPage
 
@@ -131,8 +131,9 @@ def test_faults__reply_slower_than_the_timeout_is_a_clear_error(llm_app, cli_env
         llm_app(llm_timeout=1.0, llm_max_retries=0).engine.ask(QUESTION)
     assert time.monotonic() - started < 8  # gave up long before the server would have answered
 
+    # The openai client retries a timed-out request too (ASSISTANT_LLM_MAX_RETRIES=2 here): three slow replies.
     cli_env.setenv("ASSISTANT_LLM_TIMEOUT", "1")
-    openai_server.push(replies.delay(10, replies.sse(["Too late [1]."])))
+    openai_server.push(*[replies.delay(10, replies.sse(["Too late [1]."]))] * 3)
     result = _ask("--json")
     assert result.exit_code == 1 and result.stdout.strip() == ""
     assert "did not answer within 1 s" in _one_error_line(result)

@@ -20,12 +20,16 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from assistant.answering.backend_base import AnswerTask, Source
-from assistant.answering.citations import check_answer, parse_citations
+from assistant.answering.answerability import Decision
+from assistant.answering.citations import parse_citations
+from assistant.answering.llm_synth import estimate_tokens
+from assistant.answering.question import analyse
+from assistant.answering.synthesis import AnswerPlan
 from assistant.app import App
 from assistant.cli import app as cli
 from assistant.cli import render_references
-from assistant.llms.openai_backend import estimate_tokens
+from assistant.core.types import Source
+from assistant.llms.chat import complete
 from tests.conftest import free_port
 from tests.robustness.conftest import LocalServer, ServerDied
 
@@ -153,13 +157,17 @@ def test_local_llm__streamed_answer_is_well_formed_with_real_citations(local_app
     _assert_well_formed(answer)
 
 
+def _plan(question: str, sources: list[Source], mode: str | None = None) -> AnswerPlan:
+    return AnswerPlan(analyse(question, mode), sources, decision=Decision("answer", keep=[s.n for s in sources]))
+
+
 def test_local_llm__not_streamed_completion_is_checked_the_same_way(local_app, small_library):
-    backend = local_app().backend
+    app = local_app()
     sources = [Source(i, f"p{i}", r["title"], r["abstract"], 1.0 / i) for i, r in enumerate(small_library.rows[:3], 1)]
-    messages, max_tokens = backend.build_messages(AnswerTask(question=QUESTION, sources=sources))
-    text = backend.complete(messages)
+    messages, max_tokens = app.synthesizer().build_messages(_plan(QUESTION, sources))
+    text = complete(app.llm, messages, max_tokens=max_tokens)
     assert isinstance(text, str) and text.strip()
-    check = check_answer(text, sources)
+    check = app.verifier.verify(text, sources)
     assert {c["n"] for c in check.citations} <= {1, 2, 3}
     assert set(parse_citations(check.text)) <= {1, 2, 3}
     assert all(n not in (1, 2, 3) for n in check.dropped)
@@ -168,15 +176,16 @@ def test_local_llm__not_streamed_completion_is_checked_the_same_way(local_app, s
 def test_local_llm__prompt_longer_than_the_context_window_is_trimmed_not_an_error(local_app, small_library):
     app = local_app(llm_max_tokens=512)
     sources = [Source(i, f"p{i}", r["title"], r["abstract"]) for i, r in enumerate(small_library.rows, 1)]
-    untrimmed = app.backend.render(AnswerTask(question="Summarise these papers.", mode="summarize", sources=sources), sources)
-    assert estimate_tokens(untrimmed) > CONTEXT  # all six abstracts would overflow the window
+    synthesizer = app.synthesizer()
+    plan = _plan("Summarise these papers.", sources, "summarize")
+    assert estimate_tokens(synthesizer.render(plan, sources)) > CONTEXT  # all six abstracts would overflow the window
 
     ids = [p.paper_id for p in app.library.iter_papers()]
     answer = app.engine.ask("", mode="summarize", paper_ids=ids)  # every paper, every abstract: the server accepts it
     _assert_well_formed(answer)
     assert len(answer.sources) == 6
 
-    messages, max_tokens = app.backend.build_messages(AnswerTask(question="Summarise these papers.", mode="summarize", sources=sources))
+    messages, max_tokens = synthesizer.build_messages(plan)
     assert estimate_tokens(messages) + max_tokens <= CONTEXT
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from assistant.answering.backend_base import Source
-from assistant.answering.engine import Answer
+from assistant.core.types import Source
+from assistant.core.types import Answer
 from assistant.core.types import DECLINE_PHRASE
 from assistant.ui.render import (
     answer_markdown,

@@ -1,0 +1,243 @@
+"""The one answer path (CitedQueryEngine) end to end on the bundled library: extractive by default, an LLM
+through the scripted OpenAI-compatible server, and the llama-index entry points."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.answering.citations import answer_sentences, parse_citations
+from assistant.app import App
+from assistant.cli import app as cli
+from assistant.core.errors import UserError
+from assistant.core.types import DECLINE_PHRASE
+
+NPO = "Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning"
+MUSE = "MUSE: Machine Unlearning Six-Way Evaluation for Language Models"
+
+
+def test_engine__is_a_llama_index_query_engine_returning_the_answer_contract(bundled_app):
+    from llama_index.core.base.base_query_engine import BaseQueryEngine
+
+    engine = bundled_app.query_engine()
+    assert isinstance(engine, BaseQueryEngine)
+    response = engine.query("What is negative preference optimization?")
+    answer = response.metadata["answer"]
+    assert response.source_nodes and response.source_nodes[0].node.metadata["title"] == NPO
+    assert str(response) == answer["answer"] and "[1]" in str(response)
+    assert answer["citations"][0]["title"] == NPO and answer["answerability"] == "answer"
+
+
+def test_engine__streams_through_a_llama_index_streaming_response(bundled_app):
+    from llama_index.core.base.response.schema import StreamingResponse
+
+    response = bundled_app.query_engine(streaming=True).query("compare TOFU and MUSE")
+    assert isinstance(response, StreamingResponse)
+    pieces = list(response.response_gen)
+    assert len(pieces) >= 3 and "On MUSE:" in "".join(pieces)
+    assert response.metadata["answer"]["citations"]  # filled in once the stream is done
+
+
+def test_engine__every_sentence_carries_a_citation_to_a_source(bundled_app):
+    answer = bundled_app.engine.ask("How can a language model be made to forget specific training data?")
+    sentences = [s for s in answer_sentences(answer.answer) if len(s) > 20]
+    assert sentences and all(parse_citations(s) for s in sentences)
+    assert {c["n"] for c in answer.citations} <= {s["n"] for s in answer.sources}
+    assert answer.timings["total_ms"] >= answer.timings["retrieve_ms"] > 0
+
+
+def test_engine__near_miss_detail_is_a_partial_answer_saying_what_is_missing(bundled_app):
+    answer = bundled_app.engine.ask("What learning rate did the NPO paper use?")
+    assert answer.answerability == "partial" and not answer.declined
+    assert answer.unanswered_parts == ["the learning rate"]
+    assert answer.answer.startswith("The indexed papers do not give the learning rate.")
+    assert [c["title"] for c in answer.citations] == [NPO]  # what the NPO abstract does say, and nothing else
+
+
+def test_engine__names_the_library_lacks_are_declined_with_the_reason(bundled_app):
+    answer = bundled_app.engine.ask("How do GPTQ and AWQ compare for 4-bit post-training quantization of LLMs?")
+    assert answer.declined and answer.answer == DECLINE_PHRASE and answer.citations == []
+    assert "GPTQ" in answer.decline_reason and "AWQ" in answer.decline_reason
+
+
+def test_engine__off_topic_question_declines_without_calling_the_synthesizer(bundled_app):
+    class Exploding:
+        def synthesize(self, *args, **kwargs):
+            raise AssertionError("the synthesizer must not be called")
+
+    engine = bundled_app.query_engine()
+    engine.synthesizer = Exploding()
+    answer = engine.ask("best pizza dough hydration?")
+    assert answer.declined and answer.answer == DECLINE_PHRASE and answer.citations == []
+    assert answer.decline_reason.startswith("nothing in the library is about this")
+
+
+def test_engine__list_question_cites_only_papers_that_name_its_subject(bundled_app):
+    answer = bundled_app.engine.ask("Which papers evaluate on TOFU?")
+    abstracts = {p.paper_id: p.abstract for p in bundled_app.library.iter_papers()}
+    assert NPO in [c["title"] for c in answer.citations]
+    assert all("tofu" in abstracts[c["paper_id"]].lower() for c in answer.citations)  # no evaluation suite without TOFU
+
+
+def test_engine__compare_uses_the_paper_that_names_each_side(bundled_app):
+    answer = bundled_app.engine.ask("compare TOFU and MUSE")
+    assert answer.mode == "compare" and not answer.declined
+    assert MUSE in [c["title"] for c in answer.citations]
+    muse_part = answer.answer.split("On MUSE:")[1]
+    assert "MUSE" in muse_part and "none of the sources" not in answer.answer
+
+
+def test_engine__compare_names_a_side_the_library_lacks(bundled_app):
+    answer = bundled_app.engine.ask("compare NPO and GPTQ")
+    assert answer.answerability == "partial" and answer.unanswered_parts == ["anything on GPTQ"]
+    assert "The indexed papers do not cover GPTQ." in answer.answer
+    assert NPO in [c["title"] for c in answer.citations]
+
+
+def test_engine__compare_mode_forced_on_a_comparison_question_answers(bundled_app):
+    answer = bundled_app.engine.ask("compare TOFU and MUSE", mode="compare")
+    assert not answer.declined and "On MUSE:" in answer.answer
+
+
+def test_engine__follow_up_is_understood_from_the_history(bundled_app):
+    history = [
+        {"role": "user", "content": "what methods exist for unlearning in LLMs?"},
+        {"role": "assistant", "content": "..."},
+    ]
+    answer = bundled_app.engine.ask("and which of them evaluates on TOFU?", history=history)
+    assert "unlearning" in answer.standalone_question.lower()
+    assert NPO in [c["title"] for c in answer.citations]
+
+
+def test_engine__dependent_sentences_are_never_quoted_bare(bundled_app):
+    for question in ("which unlearning methods need a retain set?", "How do LLMs forget what they learned?"):
+        answer = bundled_app.engine.ask(question)
+        for sentence in answer_sentences(answer.answer):
+            assert not sentence.lower().startswith(("indeed, the former", "the former", "the latter")), sentence
+
+
+def test_summarize__groups_papers_by_theme_with_labels(bundled_app):
+    answer = bundled_app.engine.ask("what does the library say about continual pre-training?")
+    assert answer.mode == "summarize" and not answer.declined
+    paragraphs = [p for p in answer.answer.split("\n\n") if p.strip()]
+    labels = [p for p in paragraphs if p.rstrip().endswith(":") and not parse_citations(p)]
+    assert len(labels) >= 2 and len(answer.citations) >= 4
+
+
+def test_summarize__chosen_papers_cites_each_of_them(bundled_app):
+    ids = [h.paper_id for h in bundled_app.searcher.search("machine unlearning", k=3)]
+    answer = bundled_app.engine.ask("", mode="summarize", paper_ids=ids)
+    assert {c["paper_id"] for c in answer.citations} == set(ids)
+
+
+def test_summarize__unknown_paper_id_is_a_clear_error(bundled_app):
+    with pytest.raises(UserError, match="no paper with id nope"):
+        bundled_app.engine.ask("", mode="summarize", paper_ids=["nope"])
+
+
+@pytest.mark.parametrize("question, says", [
+    ("what is the of and", "only common words"),
+    ("x" * 3000, "3,000 characters long"),
+    ("Quels papiers traitent du désapprentissage des modèles de langue ?", ""),
+    ("What does the library say about zorblaxian hyperflux?", ""),
+])
+def test_engine__bad_questions_get_a_decline_with_its_reason(bundled_app, question, says):
+    answer = bundled_app.engine.ask(question)
+    assert answer.declined or answer.answerability == "partial" or answer.citations
+    if answer.declined:
+        assert answer.decline_reason and says in answer.decline_reason and answer.citations == []
+    else:  # never an empty citation list presented as an answer
+        assert answer.citations
+
+
+def test_engine__unknown_mode_is_a_user_error(bundled_app):
+    with pytest.raises(UserError, match="unknown mode 'poem'"):
+        bundled_app.engine.ask("NPO", mode="poem")
+
+
+# -- the LLM path: the real openai client against a scripted server on 127.0.0.1 ----------
+
+
+def _llm_app(bundled_app, server, **overrides):
+    settings = bundled_app.settings.with_overrides(
+        backend="openai-compatible", llm_base_url=server.url, llm_model="scripted", llm_max_retries=2, **overrides
+    )
+    return App(settings, embedder=bundled_app.embedder)
+
+
+def test_llm__citation_with_no_source_is_dropped_and_reported(bundled_app, openai_server, replies):
+    openai_server.push(replies.sse(["NPO slows collapse ", "compared with gradient ascent [1][17]."]))
+    answer = _llm_app(bundled_app, openai_server, top_k=5).engine.ask("compare NPO and gradient ascent")
+    assert answer.dropped_citations == [17]
+    assert "[17]" not in answer.answer and "[1]" in answer.answer
+    assert [c["n"] for c in answer.citations] == [1]
+    body = openai_server.bodies[-1]
+    assert body["stream"] is True and NPO in json.dumps(body["messages"])  # the sources went to the model
+
+
+def test_llm__the_prompt_says_what_the_sources_lack(bundled_app, openai_server, replies):
+    openai_server.push(replies.sse(["The indexed papers do not give the learning rate. NPO avoids collapse [1]."]))
+    answer = _llm_app(bundled_app, openai_server).engine.ask("What learning rate did the NPO paper use?")
+    system = openai_server.bodies[-1]["messages"][0]["content"]
+    assert "the learning rate." in system and answer.unanswered_parts == ["the learning rate"]
+    assert answer.answerability == "partial"
+
+
+def test_llm__backend_decline_phrase_is_kept_with_a_reason(bundled_app, openai_server, replies):
+    openai_server.push(replies.answer(DECLINE_PHRASE))
+    answer = _llm_app(bundled_app, openai_server).engine.ask("What is negative preference optimization?")
+    assert answer.declined and answer.answer == DECLINE_PHRASE
+    assert answer.decline_reason == "the model found no answer in the sources"
+
+
+def test_llm__off_topic_question_never_reaches_the_model(bundled_app, openai_server):
+    answer = _llm_app(bundled_app, openai_server).engine.ask("best pizza dough hydration?")
+    assert answer.declined and openai_server.requests == []
+
+
+def test_llm__follow_up_is_condensed_by_the_model(bundled_app, openai_server, replies):
+    openai_server.push(replies.answer("Which LLM unlearning methods evaluate on TOFU?"), replies.sse(["NPO does [1]."]))
+    history = [{"role": "user", "content": "what methods exist for unlearning in LLMs?"}, {"role": "assistant", "content": "..."}]
+    answer = _llm_app(bundled_app, openai_server).engine.ask("and which of them evaluates on TOFU?", history=history)
+    assert answer.standalone_question == "Which LLM unlearning methods evaluate on TOFU?"
+    assert "and which of them evaluates on TOFU?" in json.dumps(openai_server.bodies[0]["messages"])
+
+
+# -- the CLI answers through the same engine ------------------------------------------------
+
+
+def test_cli__ask_unreachable_llm_server_is_one_clear_line(bundled_app):
+    from tests.conftest import free_port
+
+    out = CliRunner().invoke(
+        cli,
+        ["ask", "compare NPO and gradient ascent", "--backend", "openai-compatible", "--base-url", f"http://127.0.0.1:{free_port()}/v1"],
+    )
+    assert out.exit_code == 1, out.output
+    assert "error: cannot reach the model server" in out.output and "Traceback" not in out.output
+
+
+def test_cli__ask_json_prints_the_result_object(bundled_app):
+    out = CliRunner().invoke(cli, ["ask", "compare NPO and gradient ascent", "--json", "-k", "5"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert set(result) >= {"question", "answer", "citations", "sources", "dropped_citations", "backend", "model", "timings",
+                           "declined", "decline_reason", "answerability", "unanswered_parts"}
+    assert set(result["timings"]) == {"retrieve_ms", "generate_ms", "verify_ms", "total_ms"}
+    assert all({"n", "paper_id", "title", "supported", "support", "evidence"} <= set(c) for c in result["citations"])
+
+
+def test_cli__ask_with_the_bm25_retriever_answers(bundled_app):
+    # BM25-only hits once carried no dense score, and the relevance check declined every question.
+    out = CliRunner().invoke(cli, ["ask", "What is negative preference optimization?", "--retriever", "bm25", "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert not result["declined"] and result["citations"][0]["title"] == NPO
+
+
+def test_cli__partial_answer_prints_what_is_missing(bundled_app):
+    out = CliRunner().invoke(cli, ["ask", "What learning rate did the NPO paper use?"])
+    assert out.exit_code == 0, out.output
+    assert "Not in the sources: the learning rate" in out.stdout
