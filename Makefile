@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LLM_STAMP := $(VENV)/.installed-local-llm
 LLM_PORT ?= 8080
 
-.PHONY: install local-llm llm-server run ui test test-fast bench eval-beir eval-dev browser clean
+.PHONY: install local-llm llm-server run ui test test-fast bench eval-beir eval-dev browser clean train-verifier
 
 # The venv is (re)built when pyproject.toml changes. torch is pinned first: 2.13.0 is the
 # CPU build here; an unpinned torch would pull gigabytes of CUDA packages.
@@ -79,6 +79,10 @@ eval-beir: install
 
 bench: install
 	$(VENV)/bin/assistant bench
+
+# The support verifier's weights (assistant/answering/verifier_weights.json) from SciFact-claims train, reproducibly.
+train-verifier: install
+	$(PY) -m eval.train_verifier
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

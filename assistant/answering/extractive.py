@@ -60,7 +60,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
 
     def __init__(self, bank: SentenceBank, *, stats: Callable[[], LibraryStats] = LibraryStats, max_sentences: int = 4,
                  summary_papers: int = 8, mmr_lambda: float = 0.75, theme_similarity: float = 0.6,
-                 min_share: float = 0.6,
+                 min_share: float = 0.6, per_side: int = 3, paper_weight: float = 0.4,
                  streaming: bool = True):
         super().__init__(streaming=streaming)
         self.bank = bank
@@ -68,7 +68,9 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         self.max_sentences = max_sentences
         self.summary_papers = summary_papers
         self.mmr_lambda = mmr_lambda
-        self.min_share = min_share  # a third or later quote must be at least this share as related as the best
+        self.min_share = min_share  # a fourth or later quote must be at least this share as related as the best
+        self.per_side = per_side  # quotes per side of a comparison
+        self.paper_weight = paper_weight  # how much a paper's distance from the best one lowers its sentences
         self.theme_similarity = theme_similarity
 
     @property
@@ -113,11 +115,14 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         best_rel = max(relevance.values(), default=0.0)
         by_key = {(s.n, s.index): s for s in everything}
         sims = np.stack([s.vec for s in pool]) @ qvec
-        base = {id(s): float(sim) + 0.15 * (relevance.get(s.n, 0.0) - best_rel)
+        # A list wants every paper on its subject, not mostly the closest one.
+        paper_weight = self.paper_weight / 4 if question.is_list else self.paper_weight
+        base = {id(s): float(sim) + paper_weight * (relevance.get(s.n, 0.0) - best_rel)
                 + (0.3 if (s.n, s.index) in plan.decision.answering else 0.0) for s, sim in zip(pool, sims)}
         single_paper = len({s.n for s in pool}) == 1
-        limit = self.max_sentences + (1 if question.is_list else 0)
-        per_paper = limit if single_paper else (1 if question.is_list else 2)
+        # One paper answering: quote enough of it to cover the question; a list: up to two per paper.
+        limit = self.max_sentences + (1 if single_paper else 0) + (2 if question.is_list else 0)
+        per_paper = limit if single_paper else 2
         covered: set[str] = set()
         chosen: list[list[Sentence]] = []
         used: set[tuple[int, int]] = set()
@@ -125,7 +130,9 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         while len(chosen) < limit:
             best, best_score = None, -np.inf
             for s in pool:
-                if (s.n, s.index) in used or count.get(s.n, 0) >= per_paper:
+                # The paper closest to the question may give one quote more than the others.
+                cap = per_paper + (1 if relevance.get(s.n, 0.0) >= best_rel and not single_paper else 0)
+                if (s.n, s.index) in used or count.get(s.n, 0) >= cap:
                     continue
                 unit = self._unit(s, by_key)
                 if unit is None:
@@ -139,7 +146,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
                     best, best_score = unit, score
             if best is None:
                 break
-            if len(chosen) >= 2 and base[id(best[-1])] < self.min_share * max(base.values()):
+            if len(chosen) >= 3 and base[id(best[-1])] < self.min_share * max(base.values()):
                 break  # the rest is far less related than the best: a short answer beats padding
             chosen.append(best)
             for u in best:
@@ -198,7 +205,8 @@ class ExtractiveSynthesizer(CitingSynthesizer):
             titled = {t.n for t in sentences if t.index < 0 and t.n in side_sources and any(_says(t.text, k) for k in keys[side])}
             own = [s for s in pool if s.n in titled and not (names[(s.n, s.index)] - {side})]
             alone = [s for s in pool if names[(s.n, s.index)] == {side}]
-            parts.append((side, pick(own or alone or pool, self.bank.embed([side])[0], side_sources, 2) if pool else []))
+            parts.append((side, pick(own or alone or pool, self.bank.embed([side])[0], side_sources, self.per_side)
+                          if pool else []))
         # Sentences that name both sides say how they differ.
         order = [s.n for s in plan.sources]
         both = [s for s in sentences if s.quotable and names[(s.n, s.index)] == set(sides)]
