@@ -120,7 +120,12 @@ class App:
     def verifier(self):
         from assistant.answering.verify import Verifier
 
-        return Verifier(self.embedder.embed, llm=self.llm if self.settings.llm_verify else None)
+        from assistant.core.settings import LOCAL_MODEL
+
+        # Its weights were fitted on MiniLM's cosine scale: the bank's vectors (the source sentences it aligns to
+        # were embedded when the evidence was gathered) when the library uses MiniLM, else its own MiniLM.
+        embed = self.bank.embed_cached if self.embedder.name == LOCAL_MODEL else None
+        return Verifier(embed, llm=self.llm if self.settings.llm_verify else None)
 
     def synthesizer(self, streaming: bool = True):
         """The configured backend's synthesizer: extractive (no LLM) or the LLM's."""

@@ -1,26 +1,20 @@
-"""Citation handling after generation: parse [n] marks, drop numbers with no source, check each cited sentence.
+"""Citation marks in an answer: parse [n] (lists and ranges too), drop numbers with no source, split an answer
+into the sentences its citations belong to.
 
 Source numbers are stable: ``n`` in the answer is the source's number, never
 renumbered, so the text, the reference list and the sources shown beside the
-answer agree. The reference list holds only cited papers, in order of first
-citation.
-
-Support is checked per sentence against the abstract(s) it cites. The default
-check is lexical (share of the sentence's content words found in the cited
-abstracts); pass ``support_fn`` for an embedding-based score.
+answer agree. Whether a cited sentence is supported is the verifier's job
+(``assistant.answering.verify``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 from assistant.core.text import (
     CITATION,
-    content_words,
     split_sentences,
-    strip_citations,
 )
 
 _RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")
@@ -33,24 +27,6 @@ class _Cited(Protocol):
     paper_id: str
     title: str
     abstract: str
-
-
-@dataclass
-class CitationCheck:
-    """The checked answer: cleaned text, the reference list, what was dropped and what is unsupported."""
-
-    text: str
-    citations: list[dict] = field(default_factory=list)  # {n, paper_id, title, supported}, first-citation order
-    dropped: list[int] = field(default_factory=list)  # cited numbers that match no source, sorted
-    unsupported_sentences: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "text": self.text,
-            "citations": self.citations,
-            "dropped": self.dropped,
-            "unsupported_sentences": self.unsupported_sentences,
-        }
 
 
 def _numbers(inner: str) -> list[int]:
@@ -113,49 +89,3 @@ def answer_sentences(text: str) -> list[str]:
             if sentence.strip():
                 out.append(sentence.strip())
     return out
-
-
-def lexical_support(sentence: str, abstracts: list[str]) -> float:
-    """Share of the sentence's content words (stemmed, stopwords removed) found in the cited abstracts."""
-    words = set(content_words(sentence))
-    if not words:
-        return 1.0  # nothing to check ("See [2].")
-    found: set[str] = set()
-    for abstract in abstracts:
-        found |= words & set(content_words(abstract))
-    return len(found) / len(words)
-
-
-def check_answer(
-    text: str,
-    sources: Iterable[_Cited],
-    support_fn: Callable[[str, list[str]], float] | None = None,
-    threshold: float = SUPPORT_THRESHOLD,
-) -> CitationCheck:
-    """Clean the answer's citations and check each cited sentence against the abstracts it cites.
-
-    A paper's ``supported`` is True when at least one sentence citing it is supported.
-    """
-    by_n = {s.n: s for s in sources}
-    cleaned, dropped = remove_unknown(text, set(by_n))
-    support = support_fn or lexical_support
-
-    order = parse_citations(cleaned)  # first-citation order
-    supported: dict[int, bool] = {n: False for n in order}
-    unsupported: list[str] = []
-    for sentence in answer_sentences(cleaned):
-        cited = parse_citations(sentence)
-        if not cited:
-            continue
-        # Title and abstract both count: a sentence may name the paper.
-        abstracts = [f"{by_n[n].title}. {by_n[n].abstract}" for n in cited]
-        ok = support(strip_citations(sentence).strip(), abstracts) >= threshold
-        for n in cited:
-            supported[n] = supported[n] or ok
-        if not ok:
-            unsupported.append(sentence)
-
-    citations = [
-        {"n": n, "paper_id": by_n[n].paper_id, "title": by_n[n].title, "supported": supported[n]} for n in order
-    ]
-    return CitationCheck(text=cleaned, citations=citations, dropped=dropped, unsupported_sentences=unsupported)

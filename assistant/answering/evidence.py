@@ -60,10 +60,12 @@ class Sentence:
 class SentenceBank:
     """Sentences and vectors of abstracts, cached per (paper, abstract) and shared across threads."""
 
-    def __init__(self, embed_fn: Callable[[list[str]], np.ndarray], max_papers: int = 5000):
+    def __init__(self, embed_fn: Callable[[list[str]], np.ndarray], max_papers: int = 5000, max_texts: int = 100_000):
         self.embed_fn = embed_fn
         self.max_papers = max_papers
+        self.max_texts = max_texts
         self._cache: OrderedDict[str, tuple[list[str], np.ndarray]] = OrderedDict()
+        self._texts: OrderedDict[str, np.ndarray] = OrderedDict()  # any text's vector: sentences, questions, claims
         self._lock = threading.Lock()
 
     def _key(self, source: Source) -> str:
@@ -92,7 +94,31 @@ class SentenceBank:
                     self._cache[k] = found[k]
                 while len(self._cache) > self.max_papers:
                     self._cache.popitem(last=False)
+                self._remember(flat, vecs)
         return [found[k] for k in keys]
+
+    def embed_cached(self, texts: list[str]) -> np.ndarray:
+        """Vectors of ``texts``, reusing every vector this bank has made (the verifier's embed function: the
+        source sentences it aligns to were embedded when the evidence was gathered)."""
+        with self._lock:
+            known = {t: self._texts[t] for t in texts if t in self._texts}
+        todo = list(dict.fromkeys(t for t in texts if t not in known))
+        if todo:
+            vecs = np.asarray(self.embed_fn(todo), dtype=np.float32)
+            known.update(zip(todo, vecs))
+            with self._lock:
+                self._remember(todo, vecs)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([known[t] for t in texts])
+
+    def _remember(self, texts: list[str], vecs: np.ndarray) -> None:
+        """Keep text → vector (the caller holds the lock)."""
+        for text, vec in zip(texts, vecs):
+            self._texts[text] = vec
+            self._texts.move_to_end(text)
+        while len(self._texts) > self.max_texts:
+            self._texts.popitem(last=False)
 
     def sentences(self, sources: Sequence[Source]) -> list[Sentence]:
         """Every sentence of every source (titles as index -1), in source order."""
@@ -109,7 +135,7 @@ class SentenceBank:
         return out
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.embed_fn(texts), dtype=np.float32)
+        return self.embed_cached(texts)
 
 
 def _clean(sentence: str) -> str:

@@ -2,9 +2,9 @@
 
 Pure functions from answer objects to strings, kept apart from ``assistant.ui.page``
 (which wires Gradio events) so they can be read and tested without a browser.
-Nothing here retrieves or ranks; the one judgement made is *which abstract
-sentence to highlight* for a citation, a display choice made with the same
-lexical measure the citation checker uses.
+Nothing here retrieves, ranks or checks: the sentence highlighted for a
+citation, its support score and the ⚠ on an unsupported sentence all come
+from the verifier's results in the Answer.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import re
 from pathlib import Path
 
 from assistant.answering.citations import (
-    answer_sentences,
-    lexical_support,
     parse_citations,
 )
 from assistant.core.text import CITATION, split_sentences
@@ -24,8 +22,6 @@ from assistant.core.types import DECLINE_PHRASE
 _LINK = re.compile(r"\[(\d+)\]\(#src-\d+(?: \"[^\"]*\")?\)")
 # Notes appended under an answer start with this, so follow-up history can leave them out.
 NOTE_MARK = "\n\n> ⚠"
-# An answer sentence must share this much of its content words with an abstract sentence to highlight it.
-HIGHLIGHT_MIN = 0.3
 
 CSS = """
 #sources-panel { max-height: 640px; overflow-y: auto; }
@@ -126,31 +122,12 @@ def answer_markdown(answer) -> str:
 # -- sources panel -------------------------------------------------------------
 
 
-def _citing_sentences(answer_text: str) -> dict[int, list[str]]:
-    """For each cited number, the answer sentences that cite it (citation marks removed)."""
-    out: dict[int, list[str]] = {}
-    for sentence in answer_sentences(answer_text):
-        plain = CITATION.sub(" ", sentence).strip()
-        for n in parse_citations(sentence):
-            out.setdefault(n, []).append(plain)
-    return out
-
-
-def highlight(abstract: str, claims: list[str], evidence: list[str] = ()) -> str:
-    """The abstract as HTML with the verifier's evidence sentences (else the sentence best matching each claim)
-    wrapped in <mark>."""
+def highlight(abstract: str, evidence: list[str]) -> str:
+    """The abstract as HTML with the verifier's evidence sentences (what the citing sentences rest on) in <mark>."""
     sentences = split_sentences(abstract)
-    marked: set[int] = set()
     wanted = {_plain(e) for e in evidence if e}
-    marked |= {i for i, s in enumerate(sentences) if _plain(s) in wanted}
-    for claim in claims if not marked else []:
-        scores = [lexical_support(claim, [s]) for s in sentences]
-        if scores:
-            best = max(range(len(scores)), key=scores.__getitem__)
-            if scores[best] >= HIGHLIGHT_MIN:
-                marked.add(best)
     return " ".join(
-        f"<mark>{html.escape(s)}</mark>" if i in marked else html.escape(s) for i, s in enumerate(sentences)
+        f"<mark>{html.escape(s)}</mark>" if _plain(s) in wanted else html.escape(s) for s in sentences
     )
 
 
@@ -158,7 +135,7 @@ def _plain(text: str) -> str:
     return " ".join(CITATION.sub(" ", text).split()).lower()
 
 
-def _card(source, claims: list[str] | None, citation: dict | None) -> str:
+def _card(source, citation: dict | None) -> str:
     badge = ""
     if citation is not None:
         support = citation.get("support")
@@ -169,7 +146,7 @@ def _card(source, claims: list[str] | None, citation: dict | None) -> str:
             else f'<span class="badge badge-warn">cited, not supported by this abstract{score}</span>'
         )
     evidence = [citation["evidence"]] if citation and citation.get("evidence") else []
-    body = highlight(source.abstract, claims or [], evidence) if (claims or evidence) else html.escape(source.abstract)
+    body = highlight(source.abstract, evidence) if evidence else html.escape(source.abstract)
     return (
         f'<div class="src" id="src-{source.n}">'
         f'<div class="src-head">[{source.n}] {html.escape(source.title)} '
@@ -200,19 +177,20 @@ def sources_html(sources: list, answer=None, pending: bool = False) -> str:
         parts.append('<p class="muted">No sources yet: ask a question.</p>')
 
     citations = {c["n"]: c for c in answer.citations} if answer is not None else {}
-    claims = _citing_sentences(answer.answer) if answer is not None else {}
     cited = [s for s in sources if s.n in citations]
     others = [s for s in sources if s.n not in citations]
     if pending and sources:
         parts.append(f'<p class="muted">Writing the answer from {len(sources)} papers…</p>')
     if cited:
         parts.append(f"<h4>Cited papers ({len(cited)})</h4>")
-        parts += [_card(s, claims.get(s.n), citations[s.n]) for s in sorted(cited, key=lambda s: s.n)]
+        parts += [_card(s, citations[s.n]) for s in sorted(cited, key=lambda s: s.n)]
     if others:
         label = "Retrieved papers" if answer is None else f"Other retrieved papers ({len(others)}, not cited)"
-        cards = "".join(_card(s, None, None) for s in others)
+        cards = "".join(_card(s, None) for s in others)
         # Uncited papers are folded away once the answer is done, but stay reachable.
         parts.append(f"<details{' open' if answer is None else ''}><summary>{label}</summary>{cards}</details>")
+    if answer is not None and getattr(answer, "standalone_question", ""):
+        parts.append(f'<p class="muted searched">searched for: {html.escape(answer.standalone_question)}</p>')
     if answer is not None:
         secs = answer.timings.get("total_ms", 0) / 1000
         # data-question marks the panel as finished for this question (scripts and tests wait on it).

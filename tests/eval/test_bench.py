@@ -92,7 +92,7 @@ def test_bench__tiny_run_writes_json_markdown_and_charts(tmp_path):
         cold = report["cold"][name]
         assert cold["errors"] == [] and len(cold["seconds"]) == 1
         assert 20 < cold["peak_rss_mb"] < 4000  # the child's own peak, not this process's
-    assert report["ui"]["answered"] and report["ui"]["first_answer_seconds"] >= report["ui"]["page_seconds"]
+    assert report["ui"]["answered"] and 0 < report["ui"]["page_seconds"] < 300
 
     [row] = report["scaling"]
     assert row["papers"] == 200 and row["chunks"] >= 200

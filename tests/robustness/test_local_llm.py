@@ -133,7 +133,8 @@ def local_app(llama_server, small_library):
 def _assert_well_formed(answer) -> None:
     """Whatever the model wrote: text, citations that resolve to sources, dropped numbers that do not."""
     assert isinstance(answer.answer, str) and answer.answer.strip()
-    if answer.declined:
+    if answer.declined:  # a decline says why and cites nothing
+        assert answer.decline_reason and answer.citations == [] and not answer.unanswered_parts
         return
     by_n = {s["n"]: s for s in answer.sources}
     assert by_n and all(n == i for i, n in enumerate(by_n, 1))

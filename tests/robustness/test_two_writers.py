@@ -78,10 +78,8 @@ def test_two_writers__ingest_runs_while_the_page_answers_and_a_second_upload_is_
         for question in QUESTIONS:
             text, panel = list(page.respond(question, []))[-1]
             assert "Traceback" not in text + panel
-            if "](#src-" in text:
-                answered += 1
-            else:  # the only acceptable failure is a clear message
-                assert text.startswith("⚠️") and "Something went wrong" not in text, text
+            assert "](#src-" in text, text  # answered with citations while the writer runs
+            answered += 1
         assert answered == len(QUESTIONS)
 
         # A second writer while the first still runs: told the library is busy, nothing written.

@@ -64,6 +64,7 @@ def test_browser__ask_follow_up_upload_and_find(live_page, browser, tmp_path):
         _ask(page, "and which of them evaluates on TOFU?")
         assert bot.count() == 2
         assert bot.last.locator('a[href^="#src-"]').count() >= 1
+        assert "searched for: compare NPO and gradient ascent" in panel.inner_text()  # the history was used
         _shot(page, "03-follow-up")
 
         # 3. New chat empties the conversation and the panel.

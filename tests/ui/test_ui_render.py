@@ -12,6 +12,7 @@ from assistant.ui.render import (
     linkify,
     message_text,
     sources_html,
+    unlink,
 )
 
 NPO = Source(
@@ -59,18 +60,35 @@ def test_render__history_is_plain_text_without_links_or_notes():
     ]
 
 
-def test_render__cited_sentence_is_highlighted_in_its_abstract():
-    out = highlight(NPO.abstract, ["We propose Negative Preference Optimization (NPO), a simple method"])
+def test_render__the_verifiers_evidence_sentence_is_highlighted_in_its_abstract():
+    evidence = [s for s in NPO.abstract.split(". ") if s.startswith("We propose")][0]
+    out = highlight(NPO.abstract, [evidence + "."])
     assert out.count("<mark>") == 1
     assert "<mark>We propose Negative Preference Optimization (NPO)" in out
+    assert "<mark>" not in highlight(NPO.abstract, ["A sentence that is not in this abstract."])
+
+
+def test_render__citation_hover_shows_the_evidence_and_unsupported_sentences_are_marked():
+    answer = _answer(
+        "NPO avoids collapse [1]. Bananas are yellow [1].",
+        citations=[{"n": 1, "paper_id": "p-npo", "title": NPO.title, "supported": True, "support": 0.91,
+                    "evidence": 'We propose "NPO".'}],
+        unsupported_sentences=["Bananas are yellow [1]."],
+    )
+    text = answer_markdown(answer)
+    assert "[[1](#src-1 \"We propose 'NPO'.\")]" in text  # the link's title: shown on hover
+    assert "Bananas are yellow [[1](#src-1" in text and "]. ⚠" in text
+    assert "⚠ marks a sentence the cited sources do not support" in text
+    assert unlink(text) == "NPO avoids collapse [1]. Bananas are yellow [1]."
 
 
 def test_render__panel_shows_cited_papers_dropped_and_unsupported_citations():
     answer = _answer(
         "We propose Negative Preference Optimization [1]. Bananas are yellow [2].",
         citations=[
-            {"n": 1, "paper_id": "p-npo", "title": NPO.title, "supported": True},
-            {"n": 2, "paper_id": "p-2", "title": OTHER.title, "supported": False},
+            {"n": 1, "paper_id": "p-npo", "title": NPO.title, "supported": True, "support": 0.9,
+             "evidence": "We propose Negative Preference Optimization (NPO), a simple alignment-inspired method."},
+            {"n": 2, "paper_id": "p-2", "title": OTHER.title, "supported": False, "support": 0.1, "evidence": ""},
         ],
         dropped_citations=[7],
         unsupported_sentences=["Bananas are yellow [2]."],

@@ -1,0 +1,53 @@
+"""The sentence bank shared by concurrent questions: one lock around the cache, evictions never break a lookup."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from assistant.answering.evidence import SentenceBank
+from assistant.core.types import Source
+
+
+def _embed(texts: list[str]) -> np.ndarray:
+    out = np.zeros((len(texts), 8), dtype=np.float32)
+    for i, t in enumerate(texts):
+        out[i, hash(t) % 8] = 1.0
+    return out
+
+
+def _source(i: int) -> Source:
+    return Source(n=1, paper_id=f"p{i}", title=f"Paper {i}",
+                  abstract=f"Paper {i} studies unlearning. This makes models forget. The former helps the latter.")
+
+
+def test_bank__concurrent_lookups_while_the_cache_evicts_never_fail():
+    # A bank that holds two papers, eight threads asking for twelve: every lookup evicts something.
+    bank = SentenceBank(_embed, max_papers=2)
+    errors: list[BaseException] = []
+
+    def ask(offset: int) -> None:
+        try:
+            for round_ in range(40):
+                sources = [_source((offset + round_ + j) % 12) for j in range(3)]
+                for s, (texts, vecs) in zip(sources, bank.split_many(sources)):
+                    assert texts[0] == s.title and len(texts) == len(vecs) == 4
+        except BaseException as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(bank._cache) <= 2
+
+
+def test_bank__marks_sentences_that_lean_on_the_one_before():
+    sentences = SentenceBank(_embed).sentences([_source(1)])
+    by_text = {s.text: s for s in sentences}
+    assert sentences[0].index == -1 and not sentences[0].quotable  # the title is not quoted
+    assert by_text["This makes models forget."].dependent
+    assert by_text["The former helps the latter."].dependent
+    assert not by_text["Paper 1 studies unlearning."].dependent
