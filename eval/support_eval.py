@@ -14,21 +14,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from assistant.answering.verify import (
-    Analysis,
-    SentenceCache,
-    VerifierModel,
-    analyse,
-    apply_rules,
-    score_analysed,
-    sentence_features,
-)
+from assistant.answering.claims import Analysis, analyse
+from assistant.answering.support_model import VerifierModel, apply_rules, score_analysed, sentence_features
+from assistant.answering.verify import SentenceCache
 from assistant.core.errors import UserError
 
 LABELS = ("SUPPORT", "CONTRADICT", "NOT_ENOUGH_INFO")
@@ -156,7 +150,7 @@ def cross_validate(pairs: list[dict], prepared: list[Prepared], folds: int = FOL
 def eval_support(path: str | Path, embed_fn: Callable[[list[str]], np.ndarray], cv: bool = False,
                  model: VerifierModel | None = None, threshold: float | None = None, folds: int = FOLDS) -> dict:
     """The support report: metrics over all pairs and per-pair rows (shipped weights, or grouped CV)."""
-    from assistant.answering.verify import shipped_model
+    from assistant.answering.support_model import shipped_model
 
     pairs = load_pairs(path)
     started = time.perf_counter()

@@ -26,13 +26,13 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.answering.verify import (
+from assistant.answering.claims import analyse
+from assistant.answering.support_model import (
     PAIR_FEATURES,
     SENTENCE_FEATURES,
     WEIGHTS,
     Linear,
     VerifierModel,
-    analyse,
     apply_rules,
     log_sigmoid,
     pair_features,

@@ -10,14 +10,8 @@ import threading
 
 import pytest
 
-from assistant.answering.verify import (
-    ABSENCE_PREFIX,
-    WEIGHTS,
-    Verifier,
-    VerifierModel,
-    is_claim,
-    parse_verdicts,
-)
+from assistant.answering.support_model import WEIGHTS, VerifierModel
+from assistant.answering.verify import ABSENCE_PREFIX, Verifier, is_claim, parse_verdicts
 from assistant.core.text import split_sentences
 from assistant.core.types import DECLINE_PHRASE, Source
 
