@@ -147,7 +147,7 @@ class Answerability:
         relevances = {s.n: s.relevance for s in sources if s.relevance is not None}
         best = max(relevances.values(), default=None)
         named_sides = question.mode == "compare" and len(question.sides) >= 2 and any(
-            _mentions(f"{s.title} {s.abstract}", side_key) for s in sources for side in question.sides
+            mentions(f"{s.title} {s.abstract}", side_key) for s in sources for side in question.sides
             for side_key in side_keys(side, "", stats, self.common_name_share))
         # "compare TOFU and MUSE" embeds far from any abstract; papers that name a side still make it answerable.
         if not sources or best is None or (best < self.min_relevance and not named_sides):
@@ -158,7 +158,7 @@ class Answerability:
         by_n = {s.n: s for s in sources}
         text_of = {s.n: f"{s.title} {s.abstract}" for s in sources}
         names = self._names(question, stats)
-        mentions = {n: {e for e in names if _mentions(text_of[n], e)} for n in by_n}
+        mentions = {n: {e for e in names if mentions(text_of[n], e)} for n in by_n}
 
         # 1. Relative gate: close to the best paper, or naming what the question names.
         keep = [s.n for s in sorted(sources, key=lambda s: -(s.relevance or -1.0))
@@ -271,8 +271,8 @@ class Answerability:
         sides: dict[str, list[int]] = {}
         for side in question.sides[:2]:
             keys = side_keys(side, text, stats, self.common_name_share)
-            in_title = [s.n for s in sources if any(_mentions(s.title, k) for k in keys)]
-            in_text = [s.n for s in sources if s.n not in in_title and any(_mentions(s.abstract, k) for k in keys)]
+            in_title = [s.n for s in sources if any(mentions(s.title, k) for k in keys)]
+            in_text = [s.n for s in sources if s.n not in in_title and any(mentions(s.abstract, k) for k in keys)]
             sides[side] = in_title + in_text
         decision.sides = sides
         named = {n for ns in sides.values() for n in ns}
@@ -330,7 +330,8 @@ def aliases(name: str, text: str) -> list[str]:
     return out
 
 
-def _mentions(text: str, name: str) -> bool:
+def mentions(text: str, name: str) -> bool:
+    """Does ``text`` name ``name`` (spelling-insensitive; a short name only as a whole token)?"""
     key = name_key(name)
     if not key:
         return False

@@ -29,8 +29,8 @@ from typing import Callable, Generator
 
 import numpy as np
 
-from assistant.answering.answerability import LibraryStats, aliases
-from assistant.answering.evidence import Sentence, SentenceBank, name_key
+from assistant.answering.answerability import LibraryStats, mentions, side_keys
+from assistant.answering.evidence import Sentence, SentenceBank
 from assistant.answering.synthesis import AnswerPlan, CitingSynthesizer
 from assistant.core.text import STOPWORDS, content_words, stem, words
 from assistant.core.types import DECLINE_PHRASE
@@ -175,8 +175,8 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         sides = question.sides[:2]
         text = " ".join(s.text for s in sentences)
         by_key = {(s.n, s.index): s for s in sentences}
-        keys = {side: _side_names(side, text) for side in sides}
-        names = {(s.n, s.index): {side for side in sides if any(_says(s.text, k) for k in keys[side])} for s in sentences}
+        keys = {side: side_keys(side, text, self.stats) for side in sides}
+        names = {(s.n, s.index): {side for side in sides if any(mentions(s.text, k) for k in keys[side])} for s in sentences}
         qvec = self.bank.embed([question.text])[0]
         used: set[tuple[int, int]] = set()
 
@@ -202,7 +202,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
             pool = [s for s in sentences if s.n in side_sources and s.quotable]
             # A paper whose title names the side speaks for it; else sentences that name this side alone;
             # else any of the side's papers' sentences, by meaning.
-            titled = {t.n for t in sentences if t.index < 0 and t.n in side_sources and any(_says(t.text, k) for k in keys[side])}
+            titled = {t.n for t in sentences if t.index < 0 and t.n in side_sources and any(mentions(t.text, k) for k in keys[side])}
             own = [s for s in pool if s.n in titled and not (names[(s.n, s.index)] - {side})]
             alone = [s for s in pool if names[(s.n, s.index)] == {side}]
             parts.append((side, pick(own or alone or pool, self.bank.embed([side])[0], side_sources, self.per_side)
@@ -304,21 +304,3 @@ class ExtractiveSynthesizer(CitingSynthesizer):
             for s in unit:
                 yield ("" if first else " ") + cite(s.text, s.n)
                 first = False
-
-
-def _side_names(side: str, text: str) -> list[str]:
-    from assistant.answering.question import entities
-
-    names = entities(side) or [re.sub(r"\s*\([^)]*\)", "", side).strip()]
-    out = list(names)
-    for name in names:
-        out += aliases(name, text)
-    out += [m.strip() for m in re.findall(r"\(([^)]+)\)", side)]
-    return [k for k in dict.fromkeys(out) if name_key(k)]
-
-
-def _says(text: str, name: str) -> bool:
-    key = name_key(name)
-    if len(key) <= 4:
-        return bool(re.search(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", text, re.I))
-    return key in name_key(text)
