@@ -158,11 +158,11 @@ class Answerability:
         by_n = {s.n: s for s in sources}
         text_of = {s.n: f"{s.title} {s.abstract}" for s in sources}
         names = self._names(question, stats)
-        mentions = {n: {e for e in names if mentions(text_of[n], e)} for n in by_n}
+        carried = {n: {e for e in names if mentions(text_of[n], e)} for n in by_n}  # the names each paper carries
 
         # 1. Relative gate: close to the best paper, or naming what the question names.
         keep = [s.n for s in sorted(sources, key=lambda s: -(s.relevance or -1.0))
-                if (s.relevance or -1.0) >= best - self.relative_margin or mentions[s.n]]
+                if (s.relevance or -1.0) >= best - self.relative_margin or carried[s.n]]
         if question.mode == "summarize" and not question.text.strip():
             keep = [s.n for s in sources]  # "summarise these papers": the user chose them
 
@@ -178,20 +178,20 @@ class Answerability:
 
         # 2. Names.
         if names:
-            found = set().union(*mentions.values())
+            found = set().union(*carried.values())
             missing = [e for e in names if e not in found]
             if len(missing) == len(names):
                 return Decision("decline", f"the indexed papers do not mention {_join(missing)}")
             if question.is_list or question.mode == "summarize":
                 # Every paper listed must carry the names (any of them, for a list over several).
-                decision.keep = [n for n in keep if mentions[n]] or keep
+                decision.keep = [n for n in keep if carried[n]] or keep
             else:
                 # The paper the question is about carries the most of its names; papers carrying fewer
                 # (another model that is also "8B") are not what it asks about.
-                most = max(len(mentions[n]) for n in keep)
-                subject = max(keep, key=lambda n: (len(mentions[n]), relevances.get(n, -1.0)))
-                absent = [e for e in names if e not in mentions[subject]]
-                decision.keep = [n for n in keep if most and len(mentions[n]) == most] or [subject]
+                most = max(len(carried[n]) for n in keep)
+                subject = max(keep, key=lambda n: (len(carried[n]), relevances.get(n, -1.0)))
+                absent = [e for e in names if e not in carried[subject]]
+                decision.keep = [n for n in keep if most and len(carried[n]) == most] or [subject]
                 if absent and not missing:
                     missing = absent  # named in other papers, not in the one the question is about
             if missing:
