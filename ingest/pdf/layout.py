@@ -233,6 +233,7 @@ def _merge_fragments(lines: list[Line]) -> list[Line]:
 # --- reading order -------------------------------------------------------------------------------
 
 _MIN_GUTTER = 6.0  # points of empty width that separate two columns
+_MAX_DEPTH = 200  # past this (a staircase of a thousand lines) a region is read in rows
 
 
 def _vertical_cut(lines: list[Line]) -> float | None:
@@ -267,19 +268,19 @@ def reading_order(lines: list[Line]) -> list[Line]:
     ordered: list[Line] = []
     leaf = 0
 
-    def visit(group: list[Line]) -> None:
+    def visit(group: list[Line], depth: int = 0) -> None:
         nonlocal leaf
-        if len(group) > 1:
+        if len(group) > 1 and depth < _MAX_DEPTH:
             x = _vertical_cut(group)
             if x is not None:
-                visit([ln for ln in group if ln.right <= x])
-                visit([ln for ln in group if ln.right > x])
+                visit([ln for ln in group if ln.right <= x], depth + 1)
+                visit([ln for ln in group if ln.right > x], depth + 1)
                 return
             cuts = _horizontal_cuts(group)
             if cuts:
                 bounds = [-math.inf, *cuts, math.inf]
                 for lo, hi in itertools.pairwise(bounds):
-                    visit([ln for ln in group if lo < (ln.top + ln.bottom) / 2 <= hi])
+                    visit([ln for ln in group if lo < (ln.top + ln.bottom) / 2 <= hi], depth + 1)
                 return
         for ln in _rows(group):
             ln.region = leaf

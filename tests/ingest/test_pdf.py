@@ -108,6 +108,8 @@ def test_real__sections_captions_hyphens_and_ligatures(real):
     assert culture.section == "Methods > Cell culture"
     legend = next(b for b in exo.pages[4].blocks if b.text.startswith("Fig. 2 EXO editor inhibits NHEJ locally"))
     assert legend.kind == "caption"
+    legends = [(p.number, b.text[:6]) for p in exo.pages for b in p.blocks if b.kind == "caption"]
+    assert legends == [(2, "Fig. 1"), (5, "Fig. 2"), (7, "Fig. 3"), (8, "Fig. 4"), (9, "Fig. 5"), (11, "Fig. 6")]
     assert "Background" in exo.sections and "Discussion" in exo.sections
     text = " ".join(doc.text for doc in real.values())
     assert "microhomology-mediated end joining" in exo.text  # a compound broken at its hyphen keeps it
@@ -383,3 +385,23 @@ def test_500_pages__read_within_time_and_memory_bounds(tmp_path):
     assert pages == "500" and last_page_read == "True" and header_left == "False"
     assert float(took) < 30 and int(rss_mb) < 400, out.stdout
     assert time.perf_counter() - start < 60
+
+
+# --- the full-text question set ------------------------------------------------------------------
+
+FULLTEXT = ROOT / "eval" / "datasets" / "fulltext.jsonl"
+
+
+@needs_corpus
+def test_fulltext_questions__each_passage_is_on_its_page_and_its_facts_are_not_in_the_abstract(real):
+    import json
+
+    questions = [json.loads(line) for line in FULLTEXT.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(questions) >= 25 and len({q["id"] for q in questions}) == len(questions)
+    by_doi = {doc.doi: doc for doc in real.values()}
+    for q in questions:
+        doc = by_doi[q["gold_dois"][0]]
+        assert q["gold_titles"] == [doc.title] and q["answerable"] is True, q["id"]
+        on_pages = [p.number for p in doc.pages if q["passage"] in flat(p.text)]
+        assert on_pages == [q["page"]], q["id"]
+        assert all(fact in q["passage"] and fact not in doc.abstract for fact in q["key_facts"]), q["id"]
