@@ -136,9 +136,12 @@ def read_pdf(path: str | Path, *, max_pages: int = MAX_PAGES) -> PdfDocument:
         doc.close()
     empty = [lay.number for lay in layouts if lay.chars < _MIN_CHARS]
     if len(empty) == count:
-        scanned = sum(lay.images for lay in layouts)
-        what = "every page is an image (a scan?)" if scanned else "it holds no text"
-        raise PdfError(f"{path}: no text layer; {what}. Run OCR on it first (e.g. ocrmypdf) and ingest the result")
+        if sum(lay.images for lay in layouts):
+            raise PdfError(
+                f"{path}: no text layer; every page is an image (a scan?). "
+                "Run OCR on it first (e.g. ocrmypdf) and ingest the result"
+            )
+        raise PdfError(f"{path}: no text on any page (blank pages or drawings only)")
     body = body_size(layouts)
     vocab = vocabulary(layouts)
     running = drop_running(layouts)  # before ordering: a centred page number would block the gutter

@@ -355,6 +355,13 @@ def test_bad__not_a_pdf_with_a_pdf_name(tmp_path, content, expected):
     assert expected in _problem(path)
 
 
+def test_bad__blank_pdf_says_there_is_no_text(tmp_path):
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.output(str(tmp_path / "blank.pdf"))
+    assert "no text on any page" in _problem(tmp_path / "blank.pdf")
+
+
 def test_bad__missing_file(tmp_path):
     assert "no such file" in _problem(tmp_path / "absent.pdf")
 
