@@ -81,9 +81,10 @@ def _font(textpage, index: int) -> tuple[str, bool, float]:
     name = buf.raw[: max(0, n - 1)].decode("utf-8", "replace") if n else ""
     weight = pdfium_c.FPDFText_GetFontWeight(textpage, index)
     lowered = name.lower()
-    # Flag bit 19 is ForceBold; the font's name is the most reliable sign in practice.
+    # Flag bit 19 is ForceBold; the font's name is the most reliable sign in practice (LaTeX's bold
+    # faces are "CMBX10" and "NimbusRomNo9L-Medi").
     bold = weight >= 600 or bool(flags.value & (1 << 18)) or any(
-        w in lowered for w in ("bold", "black", "heavy", "semibold", "demi")
+        w in lowered for w in ("bold", "black", "heavy", "semibold", "demi", "-medi", "cmbx", "-bd")
     )
     matrix = pdfium_c.FS_MATRIX()
     size = pdfium_c.FPDFText_GetFontSize(textpage, index)
