@@ -61,6 +61,20 @@ class App:
 
         return Library(self.client, self.settings.library, self.embedder.name)
 
+    @cached_property
+    def history(self):
+        """Saved conversations, answers and feedback (SQLite in the home folder, created on the first answer)."""
+        from assistant.library.history import History
+
+        return History(self.settings.home / "history.db")
+
+    def settings_used(self) -> dict:
+        """The settings an answer was made with, as saved beside it (no secrets)."""
+        s = self.settings
+        return {"library": s.library, "backend": s.backend, "llm_model": s.llm_model if s.backend != "extractive" else "",
+                "retriever": s.retriever, "top_k": s.top_k, "embedding_model": s.embedding_model,
+                "min_relevance": s.min_relevance}
+
     def bm25(self):
         from assistant.library.bm25 import load_or_build
 

@@ -342,12 +342,29 @@ def chat(
     base_url: BaseUrl = None,
     library: Library = None,
     chroma_url: ChromaUrl = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the latest saved conversation.")] = False,
+    conversation: Annotated[Optional[int], typer.Option("--conversation", "-c", help="Continue this saved conversation (an id from `history list`).")] = None,
 ) -> None:
-    """A conversation in the terminal: follow-up questions are understood from the history."""
+    """A conversation in the terminal, saved to the history: follow-up questions are understood from it."""
+    from assistant.library.history import HistoryError, saved_sources
+
     a = _answer_app(library, chroma_url, backend, model, base_url, top_k=k)
     a.require_papers()
+    conv_id, history, numbering = None, [], {}
+    if resume or conversation is not None:
+        conv_id = conversation if conversation is not None else a.history.latest_conversation()
+        if conv_id is None:
+            raise UserError("no saved conversation to resume: start one with `assistant chat`")
+        saved = a.history.answers(conv_id)
+        for s in saved:
+            history += [{"role": "user", "content": s.question}, {"role": "assistant", "content": s.answer["answer"]}]
+            for src in s.sources:
+                numbering.setdefault(src["paper_id"], int(src["n"]))
+        title = a.history.conversation(conv_id).title
+        typer.echo(f"Resuming conversation {conv_id} ({title}, {len(saved)} answers)."
+                   + (f" Last question: {saved[-1].question}" if saved else ""))
     typer.echo("Ask about the papers; 'new' starts over, 'quit' or Ctrl-D ends.")
-    history: list[dict] = []
+    saving = True
     while True:
         try:
             question = input("\n> ").strip()
@@ -357,17 +374,31 @@ def chat(
         if question.lower() in ("quit", "exit", "q"):
             return
         if question.lower() == "new":
-            history = []
+            conv_id, history, numbering = None, [], {}
             typer.echo("(new conversation)")
             continue
         if not question:
             continue
         try:
-            answer = _run_answer(a, question, False, history=history)
+            answer = _run_answer(a, question, False, history=history, numbering=numbering)
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
             continue
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+        for src in answer.sources:
+            numbering.setdefault(src["paper_id"], int(src["n"]))
+        if saving:
+            try:
+                if conv_id is None:
+                    conv_id = a.history.new_conversation(question, a.settings.library)
+                papers = a.library.get_papers([s["paper_id"] for s in answer.sources])
+                answer_id = a.history.add_answer(conv_id, answer.to_dict(), saved_sources(answer.sources, papers),
+                                                 a.settings_used())
+                typer.echo(f"(saved as answer {answer_id} of conversation {conv_id}; rate it with "
+                           f"`assistant feedback {answer_id} --up` or --down)", err=True)
+            except HistoryError as exc:
+                saving = False
+                typer.echo(f"warning: this conversation is not being saved: {exc}", err=True)
 
 
 @app.command()
@@ -416,6 +447,121 @@ def bench(
         mark = {True: "ok", False: "MISSED", None: "-"}[t["met"]]
         typer.echo(f"{t['label']:<45} {t['shown']:>8}  (goal {t['goal']})  {mark}")
     typer.echo(f"report: {folder}")
+
+
+history_app = typer.Typer(help="Saved conversations (SQLite in the home folder): list, show, export.", no_args_is_help=True)
+app.add_typer(history_app, name="history")
+
+
+@history_app.command("list")
+def history_list(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 30,
+    as_json: AsJson = False,
+) -> None:
+    """List saved conversations, the most recent first."""
+    rows = load_app().history.conversations(limit=limit)
+    if as_json:
+        _print_json([r.__dict__ for r in rows])
+        return
+    if not rows:
+        typer.echo("no saved conversations yet: `assistant chat` and the chat page save theirs")
+    for r in rows:
+        typer.echo(f"{r.id:>5}  {r.updated[:16].replace('T', ' ')}  {r.answers:>3} answers  {r.title}")
+
+
+@history_app.command("show")
+def history_show(
+    conversation_id: Annotated[int, typer.Argument(help="A conversation id from `history list`.")],
+    as_json: AsJson = False,
+) -> None:
+    """Show a saved conversation: each question, its answer with references, and the feedback given."""
+    from assistant.core.types import Answer
+
+    h = load_app().history
+    conv = h.conversation(conversation_id)
+    answers = h.answers(conversation_id)
+    if as_json:
+        _print_json({"conversation": conv.__dict__, "answers": [a.to_dict() for a in answers]})
+        return
+    typer.echo(f"{conv.title}  (conversation {conv.id}, {conv.created[:10]}, {len(answers)} answers)")
+    for a in answers:
+        typer.echo(f"\n── answer {a.id} · {a.created[:16].replace('T', ' ')} · {a.answerability}")
+        typer.echo(f"Q: {a.question}\n")
+        typer.echo(a.answer.get("answer", ""))
+        for line in render_references(Answer(**a.answer)):
+            typer.echo(line)
+        for f in a.feedback:
+            thumb = {1: "👍", -1: "👎", 0: "💬"}[f.rating]
+            extra = "".join([f" {f.reason}" if f.reason else "",
+                             f" wrong {', '.join(f'[{n}]' for n in f.citations)}" if f.citations else "",
+                             f" “{f.comment}”" if f.comment else ""])
+            typer.echo(f"feedback: {thumb}{extra}")
+
+
+@history_app.command("export")
+def history_export(
+    conversation_id: Annotated[int, typer.Argument(help="A conversation id from `history list`.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md (Markdown with references), bib, ris (the cited papers) or json.")] = "md",
+    answer: Annotated[Optional[int], typer.Option("--answer", "-a", help="Export only this answer (an id from `history show`).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file (default: print).")] = None,
+) -> None:
+    """Export a conversation (or one answer) as Markdown with a numbered reference list, or its cited papers as BibTeX / RIS."""
+    from assistant.ui.export import export
+
+    h = load_app().history
+    conv = h.conversation(conversation_id)
+    turns = [a.to_dict() for a in h.answers(conversation_id)]
+    if answer is not None:
+        turns = [t for t in turns if t["id"] == answer]
+        if not turns:
+            raise UserError(f"conversation {conversation_id} has no answer {answer} (see `assistant history show {conversation_id}`)")
+    text = export(turns, fmt, title="" if answer is not None else conv.title, created=conv.created)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
+def feedback(
+    answer_id: Annotated[int, typer.Argument(help="An answer id (`history show` lists them; `chat` prints each one).")],
+    rating: Annotated[Optional[bool], typer.Option("--up/--down", help="Helpful or not.")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="wrong-citation, not-supported, should-decline, missed-answer or other.")] = None,
+    comment: Annotated[str, typer.Option("--comment", "-m", help="What was right or wrong.")] = "",
+    wrong_citation: Annotated[Optional[list[int]], typer.Option("--wrong-citation", "-w", help="A citation [n] whose paper does not say this (repeatable).")] = None,
+) -> None:
+    """Rate a saved answer (thumbs up/down, a reason, a comment, wrong citations); `eval from-feedback` learns from it."""
+    value = 0 if rating is None else (1 if rating else -1)
+    h = load_app().history
+    h.add_feedback(answer_id, value, reason or "", comment, wrong_citation or [])
+    typer.echo(f"saved feedback on answer {answer_id}")
+
+
+@app.command()
+def gaps(
+    as_json: AsJson = False,
+    threshold: Annotated[float, typer.Option("--threshold", help="Cosine similarity for two questions to share a topic.")] = 0.55,
+) -> None:
+    """What the library does not know: the questions it declined or only partly answered, grouped by topic."""
+    from assistant.library.history import group_gaps
+
+    a = load_app()
+    rows = a.history.gaps()
+    groups = group_gaps(rows, a.embedder.embed, threshold=threshold) if rows else []
+    if as_json:
+        _print_json([g.to_dict() for g in groups])
+        return
+    if not groups:
+        typer.echo("no declined or partly answered questions in the history")
+        return
+    for g in groups:
+        typer.echo(f"\n{g.topic}  ({len(g.answers)} question{'s' if len(g.answers) != 1 else ''})")
+        for m in g.missing[:3]:
+            typer.echo(f"  missing: {m}")
+        for ans in g.answers:
+            state = "declined" if ans.answerability == "decline" else "partial"
+            typer.echo(f"  - {ans.question}  ({state}, {ans.created[:10]}, answer {ans.id})")
 
 
 from eval.cli import eval_app  # noqa: E402  (the eval sub-app; imports nothing heavy at load)

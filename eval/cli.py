@@ -113,6 +113,24 @@ def answers(
     _summary(folder, result["groups"])
 
 
+@eval_app.command("from-feedback")
+def from_feedback(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Question file to write (replaced each time).")] = Path("eval/datasets/feedback.jsonl"),
+) -> None:
+    """Write the rated answers in the history as questions for `eval answers` (a thumbs-down 'should have declined' becomes an unanswerable case)."""
+    from eval.feedback import questions_from_feedback, summary, write_questions
+
+    rows = questions_from_feedback(load_app().history)
+    if not rows:
+        raise UserError("no rated answers in the history yet: rate some on the chat page or with `assistant feedback ID --up/--down`")
+    write_questions(rows, out)
+    counts = summary(rows)
+    typer.echo(f"{counts['questions']} questions ({counts['answerable']} answerable, {counts['unanswerable']} unanswerable"
+               f"{', ' + str(counts['needs_review']) + ' need gold_titles (needs_review)' if counts['needs_review'] else ''}) "
+               f"→ {out}")
+    typer.echo(f"check them with: assistant eval answers --questions {out}")
+
+
 @eval_app.command("support")
 def support(
     pairs: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Claim–abstract pairs, JSONL as in ../shared/bench/scifact-claims.")],

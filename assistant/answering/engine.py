@@ -5,7 +5,7 @@ the caller (assistant/app.py wires them from settings):
 
     retriever (PaperRetriever) → answerability → synthesizer (extractive | LLM) → verifier → Answer
 
-``stream(question, mode=, k=, history=, paper_ids=)`` yields events as the
+``stream(question, mode=, k=, history=, paper_ids=, numbering=)`` yields events as the
 answer is written ("sources", then "delta" pieces, then "done" with the
 ``Answer``); ``ask`` returns the Answer; ``query``/``custom_query`` (the
 llama-index entry points) return a llama-index ``Response`` whose metadata
@@ -98,11 +98,14 @@ class CitedQueryEngine(CustomQueryEngine):
         return answer
 
     def stream(self, question: str, *, mode: str | None = None, k: int | None = None,
-               history: list[dict] | None = None, paper_ids: list[str] | None = None) -> Iterator[Event]:
+               history: list[dict] | None = None, paper_ids: list[str] | None = None,
+               numbering: dict[str, int] | None = None) -> Iterator[Event]:
         """Answer ``question``, yielding events as the answer is written.
 
         mode: None (detect), "answer", "compare" or "summarize". history: earlier turns as
         [{"role", "content"}], for follow-ups. paper_ids: answer (summarise) from exactly these papers.
+        numbering: the conversation's numbers so far ({paper_id: n}); a paper found there keeps its number and a
+        new one takes the next free number, so [n] means one paper across a conversation (None: 1..k).
         """
         started = time.perf_counter()
         question = (question or "").strip()
@@ -136,6 +139,8 @@ class CitedQueryEngine(CustomQueryEngine):
         retrieve_ms = (time.perf_counter() - started) * 1000
         nodes = [hit_node(h) for h in hits]
         sources = sources_from_nodes(nodes)
+        if numbering:
+            sources = renumber(sources, numbering)
         sentences = self.bank.sentences(sources)
         decision = self.answerability.decide(analysed, sources, sentences, self.stats())
         if paper_ids:
@@ -240,6 +245,21 @@ class CitedQueryEngine(CustomQueryEngine):
         ]
         answer.timings = _timings(started, retrieve_ms, generate_ms, verify_ms)
         return answer
+
+
+def renumber(sources: list[Source], numbering: dict[str, int]) -> list[Source]:
+    """Sources numbered as in ``numbering`` ({paper_id: n}); papers not in it take the next free numbers, in order."""
+    from dataclasses import replace
+
+    taken = set(numbering.values())
+    next_n = max(taken, default=0) + 1
+    out = []
+    for s in sources:
+        n = numbering.get(s.paper_id)
+        if n is None:
+            n, next_n = next_n, next_n + 1
+        out.append(replace(s, n=n))
+    return out
 
 
 def _response_pieces(response) -> Iterator[str]:

@@ -1,241 +1,226 @@
-"""The Gradio chat page: a thin shell over App — streamed cited answers, sources panel, library panel.
+"""The Gradio chat page: the layout and its events, over ``ChatPage`` (assistant.ui.session).
 
-Every handler calls App / AnswerEngine functions and renders what they return
-(rendering lives in ``assistant.ui.render``); no retrieval or answer logic
-lives here. Known failures (backend, store, bad input) become a message in the
-chat or panel, never a traceback, and the page keeps working.
+Chat tab: the question box and Send sit right under the conversation (above
+the fold on a desktop and a phone), each answer's sources in the panel beside
+it (below it on a phone), past conversations in the sidebar, feedback under
+the chat. Library tab: count, search, upload, and what the library could not
+answer. A reload reopens the conversation the browser last had (its id is kept
+in the browser's storage); any saved conversation can be reopened from the
+sidebar after a restart.
 
-Endpoints for scripts (gradio_client): ``/chat`` (the ChatInterface: message,
-history → text) and ``/ask`` (question → the final Answer as a dict).
+Endpoints for scripts (gradio_client): ``/chat`` (message, history → final
+answer Markdown and panel HTML) and ``/ask`` (question → the final Answer as a dict).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from pathlib import Path
+import hashlib
 
 import gradio as gr
 
 from assistant.app import App
 from assistant.core.errors import UserError
-from assistant.ui.render import (
-    CSS,
-    answer_markdown,
-    history_for_engine,
-    ingest_summary,
-    linkify,
-    message_text,
-    paper_list_html,
-    sources_html,
+from assistant.library.history import REASONS
+from assistant.ui import render
+from assistant.ui.assets import CSS, JS
+from assistant.ui.session import (  # noqa: F401  (ChatPage and MAX_QUESTION are imported from here by callers)
+    FLAGS,
+    MAX_QUESTION,
+    MODES,
+    RATINGS,
+    ChatPage,
+    new_conversation,
 )
 from ingest.pipeline import INPUT_SUFFIXES
 
-log = logging.getLogger(__name__)
-
-MODES = {"Ask": None, "Compare": "compare", "Summarize": "summarize"}
-MAX_QUESTION = 2000
-BROWSE_LIMIT = 300  # titles listed without a search; a big library is browsed by searching
 EXAMPLES = [
     "compare NPO and gradient ascent",
     "What is negative preference optimization?",
     "Summarize work on machine unlearning for LLMs",
     "Which papers evaluate on TOFU?",
 ]
-# Failures a user can act on; their messages are written for users.
-KNOWN_ERRORS = (UserError,)
 # System fonts only: the default theme pulls Google Fonts, which a machine offline (or private) cannot load.
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, KNOWN_ERRORS):
-        return f"⚠️ {exc}"
-    log.exception("unexpected error in the chat page")
-    return f"⚠️ Something went wrong ({type(exc).__name__}: {exc}). The page still works; try again."
-
-
-class ChatPage:
-    """The handlers behind the page, holding the App and one App per other configured backend."""
-
-    def __init__(self, app: App):
-        self.app = app
-        self._apps: dict[str, App] = {app.settings.backend: app}
-        self._lock = threading.Lock()
-
-    # -- backends ------------------------------------------------------------------
-
-    def backend_choices(self) -> list[tuple[str, str]]:
-        """(label, name) for each registered backend this configuration can use (the configured one always)."""
-        from assistant.core.backends import backends, missing_settings
-
-        s = self.app.settings
-        out = []
-        for name, spec in backends().items():
-            if name != s.backend and missing_settings(spec, s):
-                continue
-            detail = "no LLM: quotes the sources" if not spec.uses_llm else (
-                s.llm_class if name == "llama-index" else s.llm_model + (f" @ {s.llm_base_url}" if s.llm_base_url and name == "openai-compatible" else ""))
-            out.append((f"{name} · {detail}", name))
-        return out
-
-    def engine(self, backend: str | None):
-        name = backend or self.app.settings.backend
-        with self._lock:
-            if name not in self._apps:
-                # Same store client and embedding model; only the backend differs.
-                settings = self.app.settings.with_overrides(backend=name)
-                self._apps[name] = App(settings, embedder=self.app.embedder, client=self.app.client)
-            return self._apps[name].engine
-
-    # -- chat ----------------------------------------------------------------------
-
-    def _check(self, question: str) -> str | None:
-        """A message for a question that cannot be asked, or None."""
-        if not question.strip():
-            return "⚠️ Please type a question."
-        if len(question) > MAX_QUESTION:
-            return f"⚠️ That question is {len(question)} characters long; please keep it under {MAX_QUESTION}."
-        if self.app.library.count_papers() == 0:
-            return "⚠️ The library is empty: upload papers in the Library tab first."
-        return None
-
-    def respond(self, message, history, mode="Ask", backend=None, k=None):
-        """ChatInterface handler: yields (growing answer Markdown, sources panel HTML)."""
-        question = message_text(message)
-        sources: list = []
-        try:
-            problem = self._check(question)
-            if problem:
-                yield problem, sources_html([])
-                return
-            events = self.engine(backend).stream(
-                question, mode=MODES.get(mode), k=int(k) if k else None, history=history_for_engine(history)
-            )
-            text = ""
-            for event in events:
-                if event.kind == "sources":
-                    sources = event.sources
-                    yield "*Reading the papers…*", sources_html(sources, pending=True)
-                elif event.kind == "delta":
-                    text += event.text
-                    yield linkify(text), gr.skip()  # the panel is unchanged until the answer is done
-                elif event.kind == "done":
-                    yield answer_markdown(event.answer), sources_html(sources, event.answer)
-        except Exception as exc:  # the page boundary: every failure becomes a message
-            yield _error_text(exc), sources_html(sources)
-
-    def ask(self, question: str, mode: str = "Ask", backend: str = "", k: int = 0, history: list[dict] | None = None) -> dict:
-        """Answer one question and return the final Answer as a dict (text, citations, sources, timings)."""
-        try:
-            problem = self._check(question or "")
-            if problem:
-                raise UserError(problem.removeprefix("⚠️ "))
-            answer = self.engine(backend or None).ask(
-                question, mode=MODES.get(mode, mode), k=k or None, history=history_for_engine(history or [])
-            )
-        except Exception as exc:
-            raise gr.Error(_error_text(exc).removeprefix("⚠️ ")) from None
-        return answer.to_dict()
-
-    # -- library -------------------------------------------------------------------
-
-    def library_count(self) -> str:
-        try:
-            n = self.app.library.count_papers()
-        except Exception as exc:
-            return _error_text(exc)
-        return f"**{n} papers** in library `{self.app.settings.library}`"
-
-    def find_papers(self, query: str) -> str:
-        """Search results for ``query``, or every paper by title when it is empty."""
-        try:
-            query = (query or "").strip()
-            if not query:
-                papers = sorted(self.app.library.iter_papers(), key=lambda p: p.title.lower())
-                rows = [(p.paper_id, p.title, None, p.abstract) for p in papers[:BROWSE_LIMIT]]
-                heading = f"All {len(papers)} papers" if len(papers) <= BROWSE_LIMIT else (
-                    f"First {BROWSE_LIMIT} of {len(papers)} papers by title: search to narrow")
-                return paper_list_html(rows, heading)
-            hits = self.app.search(query, k=20)
-            rows = [(h.paper_id, h.title, h.score, h.abstract) for h in hits]
-            return paper_list_html(rows, f"Best matches for “{query}”")
-        except Exception as exc:
-            return f"<p class='warn'>{_error_text(exc)}</p>"
-
-    def upload(self, path, progress=gr.Progress()):
-        """Ingest an uploaded file, reporting progress; returns (report Markdown, count, paper list)."""
-        if not path:
-            return "Choose a file to add.", self.library_count(), gr.skip()
-        path = Path(path)
-        if path.suffix.lower() not in INPUT_SUFFIXES:
-            allowed = ", ".join(sorted(INPUT_SUFFIXES))
-            return f"⚠️ `{path.name}` is not a paper file: upload one of {allowed}.", self.library_count(), gr.skip()
-        try:
-            progress(0, desc="Reading")
-            report = self.app.ingest(
-                [path], on_progress=lambda done, total: progress((done, total), desc="Embedding", unit="chunks")
-            )
-        except Exception as exc:
-            return _error_text(exc), self.library_count(), gr.skip()
-        return ingest_summary(report, path.name), self.library_count(), self.find_papers("")
-
-
 def build_ui(app: App) -> gr.Blocks:
-    """The page: chat with sources beside it, and a library tab (count, search, upload)."""
+    """The page: chat with each answer's sources beside it, past conversations, feedback, and a library tab."""
     page = ChatPage(app)
     s = app.settings
+    # The browser remembers which conversation it had open; the key is stable across restarts of this home.
+    secret = hashlib.sha256(str(s.home.resolve()).encode()).hexdigest()
     with gr.Blocks(title="Research assistant", analytics_enabled=False) as demo:
-        gr.Markdown("## Research assistant\nCited answers from the papers in your library.")
-        with gr.Tab("Chat"):
-            with gr.Row():
-                mode = gr.Radio(list(MODES), value="Ask", label="Mode", scale=3)
-                choices = page.backend_choices()
-                backend = gr.Dropdown(choices, value=s.backend, label="Backend · model", scale=3,
-                                      interactive=len(choices) > 1)
-                k = gr.Slider(1, 20, value=min(s.top_k, 20), step=1, label="Papers to retrieve", scale=2)
-                new_chat = gr.Button("New chat", scale=1, elem_id="new-chat")
-            with gr.Row():
-                sources = gr.HTML(sources_html([]), label="sources", elem_id="sources-panel", render=False)
-                with gr.Column(scale=3):
-                    chat = gr.ChatInterface(
-                        page.respond,
-                        chatbot=gr.Chatbot(height=600, elem_id="chatbot", label="Answers"),
-                        textbox=gr.Textbox(placeholder="Ask about the papers…", elem_id="question", scale=7),
-                        additional_inputs=[mode, backend, k],
-                        additional_outputs=[sources],
-                        examples=[[q] for q in EXAMPLES],  # lists: the controls keep their current values
-                        api_name="chat",
-                        fill_height=False,
-                        analytics_enabled=False,
+        conv = gr.State(new_conversation())
+        pending = gr.State(None)
+        remembered = gr.BrowserState(None, storage_key="research-assistant-conversation", secret=secret)
+        gr.Markdown("## Research assistant\nCited answers from the papers in your library.", elem_classes="app-title")
+
+        with gr.Sidebar(label="Conversations", open=True, elem_id="sidebar"):
+            new_chat = gr.Button("New chat", elem_id="new-chat", variant="secondary")
+            history_status = gr.Markdown(elem_id="history-status")
+            conversations = gr.Radio([], label="Past conversations (saved in your home folder)",
+                                     elem_id="conversations", interactive=True)
+
+        with gr.Tab("Chat", elem_id="chat-tab"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=320):
+                    chatbot = gr.Chatbot(
+                        elem_id="chatbot", label="Answers", height="56vh", min_height=260, buttons=[],
+                        placeholder=render.overview_markdown(0, s.library, [], []),
+                        examples=[{"text": q} for q in EXAMPLES],
+                        feedback_options=["Like", "Dislike", *FLAGS],
                     )
-                with gr.Column(scale=2):
+                    with gr.Row(equal_height=True):
+                        question = gr.Textbox(placeholder="Ask about the papers…", elem_id="question", show_label=False,
+                                              lines=1, max_lines=6, scale=8, autofocus=True, container=False)
+                        send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=80)
+                    with gr.Row():
+                        gr.HTML(f'<span id="q-counter" aria-live="polite">0 / {MAX_QUESTION:,} characters</span>',
+                                elem_id="q-counter-box", padding=False)
+                    notice = gr.Markdown(elem_id="notice")
+                    with gr.Row():
+                        mode = gr.Radio(list(MODES), value="Ask", label="Mode", scale=2,
+                                        info="Compare puts two methods side by side; Summarize groups a topic by theme.")
+                        choices = page.backend_choices()
+                        backend = gr.Dropdown(choices, value=page.default_backend(), label="Backend · model", scale=2,
+                                              interactive=len(choices) > 1, elem_id="backend",
+                                              info="Which writer answers: extractive quotes the sources, no LLM needed.")
+                        k = gr.Slider(1, 20, value=min(s.top_k, 20), step=1, label="Papers to retrieve", scale=1)
+                    backend_help = page.backend_help()
+                    gr.Markdown(backend_help, elem_id="backend-help", visible=bool(backend_help))
+                    with gr.Accordion("Feedback on an answer", open=False, visible=False, elem_id="feedback") as fb_box:
+                        fb_answer = gr.Dropdown([], label="Answer", elem_id="fb-answer")
+                        with gr.Row():
+                            fb_rating = gr.Radio(list(RATINGS), label="Rating", elem_id="fb-rating")
+                            fb_reason = gr.Dropdown([(text, key) for key, text in REASONS.items()], label="What was wrong",
+                                                    elem_id="fb-reason")
+                        fb_cites = gr.CheckboxGroup([], label="Wrong citation (the paper does not say this)",
+                                                    elem_id="fb-cites")
+                        fb_comment = gr.Textbox(label="Comment", lines=2, elem_id="fb-comment")
+                        fb_save = gr.Button("Save feedback", elem_id="fb-save")
+                        fb_status = gr.Markdown(elem_id="fb-status")
+                with gr.Column(scale=2, min_width=300):
                     gr.Markdown("#### Sources")
-                    sources.render()
-            new_chat.click(
-                lambda: ([], [], sources_html([])),
-                outputs=[chat.chatbot, chat.chatbot_state, sources],
-                queue=False,
-                api_visibility="private",
-            )
-        with gr.Tab("Library", elem_id="library-tab"):
+                    panel = gr.HTML(render.panel_html([]), elem_id="sources-panel")
+
+        with gr.Tab("Library", elem_id="library-tab") as library_tab:
             count = gr.Markdown(page.library_count(), elem_id="paper-count")
+            with gr.Accordion("What the library does not know", open=True, elem_id="gaps-box"):
+                gaps = gr.HTML(elem_id="gaps")
+                gaps_refresh = gr.Button("Refresh", size="sm", elem_id="gaps-refresh")
             with gr.Row():
                 with gr.Column(scale=3):
                     query = gr.Textbox(label="Search papers", placeholder="e.g. unlearning benchmarks (empty lists all)",
                                        elem_id="paper-search")
-                    results = gr.HTML(label="papers", elem_id="paper-results")
+                    results = gr.HTML(elem_id="paper-results")
                 with gr.Column(scale=2):
                     upload = gr.File(label="Add papers (.txt, .json, .jsonl, .csv, .bib)",
                                      file_types=sorted(INPUT_SUFFIXES), type="filepath", elem_id="upload")
                     report = gr.Markdown(elem_id="upload-report")
-            query.submit(page.find_papers, query, results, api_name="papers", show_progress="minimal")
-            upload.upload(page.upload, upload, [report, count, results], api_visibility="private")
-        demo.load(lambda: (page.library_count(), page.find_papers("")), None, [count, results], api_visibility="private")
+
+        # -- events ------------------------------------------------------------------------
+
+        def side(conv_value):
+            """Sidebar list, remembered id and the feedback controls, after the conversation changed."""
+            choices_ = page.feedback_choices(conv_value)
+            latest = choices_[-1][1] if choices_ else None
+            return (gr.Radio(choices=page.conversation_choices(), value=conv_value["id"]), conv_value["id"],
+                    gr.Accordion(visible=bool(choices_)), gr.Dropdown(choices=choices_, value=latest),
+                    gr.CheckboxGroup(choices=page.citation_choices(conv_value, latest), value=[]))
+
+        side_outputs = [conversations, remembered, fb_box, fb_answer, fb_cites]
+        answer_inputs = [pending, conv, mode, backend, k]
+        answer_outputs = [chatbot, panel, conv, notice]
+
+        for trigger in (question.submit, send.click):
+            trigger(page.accept, [question, conv], [question, conv, notice, pending], queue=False,
+                    api_visibility="private").then(
+                lambda c: render.chat_messages(c["turns"]), conv, chatbot, queue=False, api_visibility="private").then(
+                page.answer, answer_inputs, answer_outputs, api_visibility="private").then(
+                side, conv, side_outputs, api_visibility="private")
+
+        def example(conv_value, evt: gr.SelectData):
+            return page.accept(message_value(evt.value), conv_value)
+
+        chatbot.example_select(example, conv, [question, conv, notice, pending], api_visibility="private").then(
+            lambda c: render.chat_messages(c["turns"]), conv, chatbot, queue=False, api_visibility="private").then(
+            page.answer, answer_inputs, answer_outputs, api_visibility="private").then(
+            side, conv, side_outputs, api_visibility="private")
+
+        def start_over():
+            fresh = new_conversation()
+            return [], render.panel_html([]), fresh, "", None
+
+        for trigger in (new_chat.click, chatbot.clear):
+            trigger(start_over, None, [chatbot, panel, conv, notice, pending], queue=False,
+                    api_visibility="private").then(side, conv, side_outputs, api_visibility="private")
+
+        chatbot.undo(page.undo, conv, [chatbot, panel, conv, question], api_visibility="private").then(
+            side, conv, side_outputs, api_visibility="private")
+        chatbot.retry(page.retry, conv, [chatbot, panel, conv, pending], api_visibility="private").then(
+            page.answer, answer_inputs, answer_outputs, api_visibility="private").then(
+            side, conv, side_outputs, api_visibility="private")
+
+        def select(conv_value, evt: gr.SelectData):
+            panel_html, conv_value, t = page.select(conv_value, evt.index)
+            ids = [i for _, i in page.feedback_choices(conv_value)]
+            chosen = t if t in ids else gr.skip()
+            return panel_html, conv_value, chosen
+
+        chatbot.select(select, conv, [panel, conv, fb_answer], api_visibility="private")
+
+        def like(conv_value, evt: gr.LikeData):
+            return page.like(conv_value, evt.index, evt.liked)
+
+        chatbot.like(like, conv, notice, api_visibility="private")
+
+        fb_answer.input(lambda c, t: gr.CheckboxGroup(choices=page.citation_choices(c, t), value=[]),
+                        [conv, fb_answer], fb_cites, queue=False, api_visibility="private")
+
+        def save_feedback(conv_value, t, rating, reason, cites, comment):
+            message = page.feedback(conv_value, t, rating, reason, cites, comment)
+            if message.startswith("⚠️"):
+                return message, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return message, None, None, [], ""
+
+        fb_save.click(save_feedback, [conv, fb_answer, fb_rating, fb_reason, fb_cites, fb_comment],
+                      [fb_status, fb_rating, fb_reason, fb_cites, fb_comment], api_visibility="private")
+
+        def reopen(conversation_id):
+            conv_value, message = page.open_conversation(conversation_id)
+            return (render.chat_messages(conv_value["turns"]), render.panel_html(conv_value["turns"], title=conv_value["title"]),
+                    conv_value, message, None)
+
+        conversations.input(reopen, conversations, [chatbot, panel, conv, notice, pending],
+                            api_visibility="private").then(side, conv, side_outputs, api_visibility="private")
+
+        query.submit(page.find_papers, query, results, api_name="papers", show_progress="minimal")
+        upload.upload(page.upload, upload, [report, count, results], api_visibility="private")
+        gaps_refresh.click(page.gaps, None, gaps, api_visibility="private")
+        library_tab.select(page.gaps, None, gaps, api_visibility="private")
+
+        def on_load(remembered_id, conv_value):
+            """Reopen the conversation this browser had, unless a question was already asked (never clobber it)."""
+            placeholder = gr.Chatbot(placeholder=page.overview())
+            if remembered_id in (None, "") or conv_value["turns"]:
+                return placeholder, gr.skip(), gr.skip(), gr.skip(), gr.skip(), page.history_status()
+            chat_, panel_, conv_, message, _ = reopen(remembered_id)
+            return gr.Chatbot(value=chat_, placeholder=page.overview()), panel_, conv_, message, None, page.history_status()
+
+        demo.load(on_load, [remembered, conv], [chatbot, panel, conv, notice, pending, history_status],
+                  api_visibility="private").then(side, conv, side_outputs, api_visibility="private").then(
+            lambda: (page.library_count(), page.find_papers(""), page.gaps()), None, [count, results, gaps],
+            api_visibility="private")
+        gr.api(page.chat_api, api_name="chat")
         gr.api(page.ask, api_name="ask")
     # One queue for every event; questions beyond the limit wait their turn.
     demo.queue(default_concurrency_limit=s.ui_concurrency)
     return demo
+
+
+def message_value(value) -> str:
+    """The text of an example message (Gradio gives {"text": ...} or a string)."""
+    return render.message_text(value.get("text") if isinstance(value, dict) else value)
 
 
 def parse_auth(value: str) -> tuple[str, str] | None:
@@ -255,7 +240,8 @@ def launch(app: App, host: str | None = None, port: int | None = None, auth: str
     login = parse_auth(auth if auth is not None else s.ui_auth.get_secret_value())
     demo = build_ui(app)
     try:
-        demo.launch(server_name=host, server_port=port, auth=login, theme=THEME, css=CSS, footer_links=["api"], **kwargs)
+        demo.launch(server_name=host, server_port=port, auth=login, theme=THEME, css=CSS, js=JS,
+                    footer_links=["api"], **kwargs)
     except OSError as exc:  # port taken or address not ours: a user error, not a traceback
         raise UserError(f"cannot serve on {host}:{port}: {exc}") from None
     return demo

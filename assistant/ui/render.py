@@ -1,10 +1,15 @@
-"""HTML and Markdown for the chat page: linked citations, the sources panel, paper lists.
+"""HTML and Markdown for the chat page: linked citations, the sources panel (one section per answer), paper lists.
 
-Pure functions from answer objects to strings, kept apart from ``assistant.ui.page``
+Pure functions from answers to strings, kept apart from ``assistant.ui.page``
 (which wires Gradio events) so they can be read and tested without a browser.
 Nothing here retrieves, ranks or checks: the sentence highlighted for a
 citation, its support score and the ⚠ on an unsupported sentence all come
 from the verifier's results in the Answer.
+
+A *turn* is one question and its answer as the page keeps and saves it:
+``{"id", "question", "answer": Answer.to_dict() or None, "sources": [source dicts with abstracts], "error"}``.
+Turn ``t`` (1-based in its conversation) links its [n] to the card ``#src-{n}-t{t}``; the
+numbers are the conversation's, so [n] names one paper in every answer.
 """
 
 from __future__ import annotations
@@ -12,32 +17,21 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
+from urllib.parse import quote
 
-from assistant.answering.citations import (
-    parse_citations,
-)
+from assistant.answering.citations import parse_citations
 from assistant.core.text import CITATION, split_sentences
 from assistant.core.types import DECLINE_PHRASE
+from assistant.ui import export
 
-_LINK = re.compile(r"\[(\d+)\]\(#src-\d+(?: \"[^\"]*\")?\)")
+_LINK = re.compile(r"\[(\d+)\]\(#src-\d+(?:-t\d+)?(?: \"[^\"]*\")?\)")
 # Notes appended under an answer start with this, so follow-up history can leave them out.
 NOTE_MARK = "\n\n> ⚠"
-
-CSS = """
-#sources-panel { max-height: 640px; overflow-y: auto; }
-.src { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin-bottom: 8px; }
-.src:target { outline: 2px solid var(--color-accent); }
-.src-head { font-weight: 600; }
-.src-score { color: var(--body-text-color-subdued); font-size: 0.85em; font-weight: 400; }
-.src-abstract { font-size: 0.9em; line-height: 1.45; }
-.src-abstract mark { background: #fde68a; color: inherit; padding: 0 1px; }
-.badge { font-size: 0.75em; border-radius: 4px; padding: 1px 5px; margin-left: 4px; }
-.badge-ok { background: #dcfce7; color: #166534; }
-.badge-warn { background: #fee2e2; color: #991b1b; }
-.warn { background: #fff7ed; border-left: 3px solid #f97316; padding: 6px 10px; margin: 6px 0; font-size: 0.9em; color: #7c2d12; }
-.muted { color: var(--body-text-color-subdued); font-size: 0.85em; }
-.paper-list li { margin-bottom: 4px; }
-"""
+SEARCHED_MARK = "\n\n> 🔎"
+PALETTE = 8  # distinct highlight colours, reused in turn: [n] and its evidence sentence share colour (n-1) % 8
+RELEVANCE_HELP = ("relevance: cosine similarity between the question and the paper's closest passage, from 0 to 1 "
+                  "(the same scale on every card and in the Library tab)")
+_SIDE = re.compile(r"^On (.+?): ", re.S)
 
 
 # -- chat messages -------------------------------------------------------------
@@ -57,14 +51,15 @@ def message_text(content) -> str:
 
 
 def unlink(text: str) -> str:
-    """Answer text as the engine wrote it: citation links back to [n], notes removed."""
-    text = text.split(NOTE_MARK, 1)[0].replace(" ⚠", "")
+    """Answer text as the engine wrote it: citation links back to [n], notes and layout removed."""
+    text = text.split(SEARCHED_MARK, 1)[0].split(NOTE_MARK, 1)[0].replace(" ⚠", "")
+    text = re.sub(r"</?div[^>]*>", "", text)
     text = re.sub(r"\[((?:" + _LINK.pattern + r"(?:,\s*)?)+)\]", lambda m: "[" + ", ".join(_LINK.findall(m.group(1))) + "]", text)
-    return text.strip()
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def history_for_engine(history: list) -> list[dict]:
-    """Chat history as [{"role", "content"}] with plain text, the shape AnswerEngine expects."""
+    """Chat history as [{"role", "content"}] with plain text, the shape the engine expects."""
     out = []
     for m in history or []:
         role = m.get("role") if isinstance(m, dict) else getattr(m, "role", None)
@@ -75,17 +70,22 @@ def history_for_engine(history: list) -> list[dict]:
     return out
 
 
-def linkify(text: str, evidence: dict[int, str] | None = None) -> str:
-    """Each [n] becomes a Markdown link to its source card (#src-n); with ``evidence``, hovering the link shows
-    the source sentence that supports the claim (the link's title)."""
+def anchor(n: int, turn: int | None) -> str:
+    return f"src-{n}" if turn is None else f"src-{n}-t{turn}"
+
+
+def linkify(text: str, evidence: dict[int, str] | None = None, turn: int | None = None) -> str:
+    """Each [n] becomes a Markdown link to its source card (``#src-n``, or ``#src-n-tT`` for answer T of a
+    conversation); with ``evidence`` the link's title is the source sentence that supports the claim (the page's
+    popover shows it with the paper; without scripts the browser shows the title on hover)."""
     evidence = evidence or {}
 
     def target(n: int) -> str:
         hint = evidence.get(n)
         if not hint:
-            return f"#src-{n}"
+            return f"#{anchor(n, turn)}"
         hint = hint if len(hint) <= 300 else hint[:299] + "…"
-        return f'#src-{n} "{hint.replace(chr(34), chr(39))}"'
+        return f'#{anchor(n, turn)} "{hint.replace(chr(34), chr(39))}"'
 
     def link(m: re.Match) -> str:
         numbers = parse_citations(m.group(0))
@@ -94,40 +94,79 @@ def linkify(text: str, evidence: dict[int, str] | None = None) -> str:
     return CITATION.sub(link, text)
 
 
-def answer_markdown(answer) -> str:
-    """The final answer for the chat: linked citations (hover: the supporting sentence), each sentence the verifier
-    could not support marked ⚠, then notes on what is missing and on dropped or unsupported citations."""
-    text = answer.answer
-    for sentence in answer.unsupported_sentences:
+def _side_by_side(text: str) -> str:
+    """A comparison written as "On A: …" / "On B: …" paragraphs, laid out in columns (one column on a phone)."""
+    paras = text.split("\n\n")
+    sides = [i for i, p in enumerate(paras) if _SIDE.match(p)]
+    if len(sides) < 2 or sides != list(range(sides[0], sides[0] + len(sides))):
+        return text
+    cols = "".join(f'<div class="side">\n\n{paras[i]}\n\n</div>\n' for i in sides)
+    block = f'<div class="compare">\n{cols}</div>'
+    return "\n\n".join(paras[: sides[0]] + [block] + paras[sides[-1] + 1 :])
+
+
+def answer_markdown(answer, turn: int | None = None) -> str:
+    """The final answer for the chat: linked citations, each sentence the verifier could not support marked ⚠, a
+    comparison side by side, then notes on what is missing, on dropped or unsupported citations, and what a
+    follow-up was searched for. ``answer`` is an Answer or its dict."""
+    a = answer if isinstance(answer, dict) else answer.to_dict()
+    text = a["answer"]
+    for sentence in a.get("unsupported_sentences") or []:
         if sentence in text:
             text = text.replace(sentence, f"{sentence} ⚠", 1)
-    text = linkify(text, {c["n"]: c.get("evidence") or "" for c in answer.citations})
+    text = linkify(text, {c["n"]: c.get("evidence") or "" for c in a.get("citations") or []}, turn)
+    if a.get("mode") == "compare":
+        text = _side_by_side(text)
     notes = []
-    if getattr(answer, "declined", False) and getattr(answer, "decline_reason", ""):
-        notes.append(f"why: {answer.decline_reason}")
-    if getattr(answer, "unanswered_parts", None):
-        notes.append("not in the sources: " + "; ".join(answer.unanswered_parts))
-    if answer.unsupported_sentences:
+    if a.get("declined") and a.get("decline_reason"):
+        notes.append(f"why: {a['decline_reason']}")
+    if a.get("unanswered_parts"):
+        notes.append("not in the sources: " + "; ".join(a["unanswered_parts"]))
+    if a.get("unsupported_sentences"):
         notes.append("⚠ marks a sentence the cited sources do not support")
-    if answer.dropped_citations:
-        notes.append("dropped " + ", ".join(f"[{n}]" for n in answer.dropped_citations) + ": no such source")
-    weak = [c["n"] for c in answer.citations if not c["supported"]]
+    if a.get("dropped_citations"):
+        notes.append("dropped " + ", ".join(f"[{n}]" for n in a["dropped_citations"]) + ": no such source")
+    weak = [c["n"] for c in a.get("citations") or [] if not c["supported"]]
     if weak:
         notes.append(", ".join(f"[{n}]" for n in weak) + " not supported by the cited abstract")
     if notes:
         text += NOTE_MARK + " " + "; ".join(notes)
+    if a.get("standalone_question"):
+        text += SEARCHED_MARK + f" Searched for: *{_md_escape(a['standalone_question'])}*"
     return text
+
+
+def _md_escape(text: str) -> str:
+    return re.sub(r"([*_`\[\]<>])", r"\\\1", text)
+
+
+def turn_message(turn: dict, t: int) -> str:
+    """The chat bubble of turn ``t``: the answer, or the message of what went wrong."""
+    if turn.get("error"):
+        return turn["error"]
+    if turn.get("answer") is None:
+        return "*Reading the papers…*"
+    return answer_markdown(turn["answer"], t)
+
+
+def chat_messages(turns: list[dict]) -> list[dict]:
+    """The Chatbot's messages for a conversation: two per turn (question, answer), so message i is turn i // 2."""
+    out = []
+    for t, turn in enumerate(turns, 1):
+        out += [{"role": "user", "content": turn["question"]}, {"role": "assistant", "content": turn_message(turn, t)}]
+    return out
 
 
 # -- sources panel -------------------------------------------------------------
 
 
-def highlight(abstract: str, evidence: list[str]) -> str:
+def highlight(abstract: str, evidence: list[str], css: str = "") -> str:
     """The abstract as HTML with the verifier's evidence sentences (what the citing sentences rest on) in <mark>."""
     sentences = split_sentences(abstract)
     wanted = {_plain(e) for e in evidence if e}
+    open_tag = f'<mark class="{css}">' if css else "<mark>"
     return " ".join(
-        f"<mark>{html.escape(s)}</mark>" if _plain(s) in wanted else html.escape(s) for s in sentences
+        f"{open_tag}{html.escape(s)}</mark>" if _plain(s) in wanted else html.escape(s) for s in sentences
     )
 
 
@@ -135,89 +174,235 @@ def _plain(text: str) -> str:
     return " ".join(CITATION.sub(" ", text).split()).lower()
 
 
-def _card(source, citation: dict | None) -> str:
+def _attr(text) -> str:
+    return html.escape(str(text or ""), quote=True)
+
+
+def relevance_of(source: dict) -> float | None:
+    value = source.get("relevance")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _relevance_html(source: dict) -> str:
+    value = relevance_of(source)
+    if value is None:
+        return ""
+    shown = max(0.0, min(1.0, value))
+    return (f'<span class="src-score" title="{_attr(RELEVANCE_HELP)}">relevance {value:.2f} '
+            f'<meter min="0" max="1" value="{shown:.3f}"></meter></span>')
+
+
+def meta_line(source: dict) -> str:
+    """authors · year · arXiv id or library id · the file it came from, as plain text."""
+    parts = [export.authors_short(source.get("authors") or []), export.year_of(source)]
+    aid = export.arxiv_id(source)
+    parts.append(f"arXiv:{aid}" if aid else f"id {source.get('paper_id', '')}")
+    if source.get("source"):
+        parts.append("from " + Path(str(source["source"]).split(":")[0]).name)
+    return " · ".join(p for p in parts if p)
+
+
+def _verdict(citation: dict | None) -> str:
+    if citation is None:
+        return ""
+    support = citation.get("support")
+    score = f" ({support:.2f})" if isinstance(support, (int, float)) else ""
+    return ("supported by this abstract" if citation["supported"] else "not supported by this abstract") + score
+
+
+def card_html(source: dict, citation: dict | None, turn: int | None) -> str:
+    """One source card: number, linked title, authors · year · id · file, relevance, the cited sentence first,
+    the abstract folded. Its data- attributes feed the citation popover."""
+    n = int(source["n"])
+    colour = f"hl hl-{(n - 1) % PALETTE}"
+    evidence = citation.get("evidence") if citation else ""
+    page = citation.get("page") if citation else None
+    meta = meta_line(source) + (f" · p. {page}" if page else "")
+    link = export.link_of(source)
+    title = html.escape(source.get("title", ""))
+    title_html = f'<a href="{_attr(link)}" target="_blank" rel="noopener">{title}</a>' if link else title
     badge = ""
     if citation is not None:
-        support = citation.get("support")
-        score = f" {support:.2f}" if isinstance(support, (int, float)) else ""
-        badge = (
-            f'<span class="badge badge-ok" title="support of the citing sentence by this abstract">cited · support{score}</span>'
-            if citation["supported"]
-            else f'<span class="badge badge-warn">cited, not supported by this abstract{score}</span>'
-        )
-    evidence = [citation["evidence"]] if citation and citation.get("evidence") else []
-    body = highlight(source.abstract, evidence) if evidence else html.escape(source.abstract)
+        cls = "badge-ok" if citation["supported"] else "badge-warn"
+        badge = f'<span class="badge {cls}" title="the verifier\'s score for the sentences citing it">cited · {html.escape(_verdict(citation))}</span>'
+    abstract = source.get("abstract") or source.get("snippet") or ""
+    body = highlight(abstract, [evidence], colour) if evidence else html.escape(abstract)
+    quote_html = f'<blockquote class="evidence {colour}">{html.escape(evidence)}</blockquote>' if evidence else ""
     return (
-        f'<div class="src" id="src-{source.n}">'
-        f'<div class="src-head">[{source.n}] {html.escape(source.title)} '
-        f'<span class="src-score">relevance {_relevance(source)}</span>{badge}</div>'
-        f'<div class="src-abstract">{body}</div></div>'
+        f'<div class="src" id="{anchor(n, turn)}" data-n="{n}" data-title="{_attr(source.get("title"))}" '
+        f'data-meta="{_attr(meta)}" data-evidence="{_attr(evidence)}" data-verdict="{_attr(_verdict(citation))}">'
+        f'<div class="src-head"><span class="num {colour}">[{n}]</span> {title_html}</div>'
+        f'<div class="src-meta">{html.escape(meta)}</div>'
+        f'<div class="src-line">{_relevance_html(source)}{badge}</div>'
+        f"{quote_html}"
+        f'<details class="src-abstract"><summary>Abstract</summary>{body}</details></div>'
     )
 
 
-def sources_html(sources: list, answer=None, pending: bool = False) -> str:
-    """The panel beside the chat: cited papers first (highlighted), then the other retrieved ones.
+def _by_relevance(sources: list[dict]) -> list[dict]:
+    return sorted(sources, key=lambda s: (-(relevance_of(s) if relevance_of(s) is not None else -1.0), int(s["n"])))
 
-    ``sources`` are the engine's Source objects (full abstracts); ``answer`` is the
-    final Answer, or None while the answer is still being written.
-    """
-    parts = ['<div class="sources">']
-    if answer is not None and answer.declined:
-        reason = f" Why: {answer.decline_reason}." if getattr(answer, "decline_reason", "") else ""
+
+def _download(text: str, name: str, label: str, mime: str) -> str:
+    return (f'<a class="dl" href="data:{mime};charset=utf-8,{quote(text)}" download="{_attr(name)}" '
+            f'role="button">{html.escape(label)}</a>')
+
+
+def _turn_tools(turn: dict, t: int) -> str:
+    md = export.answer_markdown(turn)
+    tools = [f'<button type="button" class="copy-md" data-from="md-t{t}">Copy as Markdown</button>',
+             _download(md, f"answer-{t}.md", "Answer .md", "text/markdown").replace('class="dl"', f'class="dl" id="md-t{t}"')]
+    papers = export.cited_sources(turn)
+    if papers:
+        tools += [_download(export.bibtex(papers), f"answer-{t}.bib", ".bib", "application/x-bibtex"),
+                  _download(export.ris(papers), f"answer-{t}.ris", ".ris", "application/x-research-info-systems")]
+    return f'<div class="tools">{"".join(tools)}</div>'
+
+
+def turn_html(turn: dict, t: int | None, open_: bool = True) -> str:
+    """The panel section of one answer: what it lacks, its cited papers (by relevance), then the others folded."""
+    a = turn.get("answer")
+    sources = turn.get("sources") or []
+    parts = []
+    if a is not None and a.get("declined"):
+        reason = f" Why: {a['decline_reason']}." if a.get("decline_reason") else ""
         parts.append(f'<p class="warn">{html.escape(DECLINE_PHRASE + reason)}</p>')
-    if answer is not None and getattr(answer, "unanswered_parts", None):
-        parts.append(f'<p class="warn">Not in the sources: {html.escape("; ".join(answer.unanswered_parts))}</p>')
-    if answer is not None and answer.dropped_citations:
-        for n in answer.dropped_citations:
-            parts.append(f'<p class="warn">[{n}] dropped: no such source</p>')
-    if answer is not None and answer.unsupported_sentences:
-        items = "".join(f"<li>{html.escape(s)}</li>" for s in answer.unsupported_sentences)
+    if a is not None and a.get("unanswered_parts"):
+        parts.append(f'<p class="warn">Not in the sources: {html.escape("; ".join(a["unanswered_parts"]))}</p>')
+    for n in (a or {}).get("dropped_citations") or []:
+        parts.append(f'<p class="warn">[{n}] dropped: no such source</p>')
+    if a is not None and a.get("unsupported_sentences"):
+        items = "".join(f"<li>{html.escape(s)}</li>" for s in a["unsupported_sentences"])
         parts.append(f'<div class="warn">Not supported by the cited abstracts:<ul>{items}</ul></div>')
-    if not sources and (answer is None or not answer.declined):
-        parts.append('<p class="muted">No sources yet: ask a question.</p>')
+    if turn.get("error"):
+        parts.append(f'<p class="warn">{html.escape(turn["error"])}</p>')
+    if not sources and a is None and not turn.get("error"):
+        parts.append('<p class="muted">Searching the library…</p>')
 
-    citations = {c["n"]: c for c in answer.citations} if answer is not None else {}
-    cited = [s for s in sources if s.n in citations]
-    others = [s for s in sources if s.n not in citations]
-    if pending and sources:
+    citations = {c["n"]: c for c in (a or {}).get("citations") or []}
+    cited = _by_relevance([s for s in sources if int(s["n"]) in citations])
+    others = _by_relevance([s for s in sources if int(s["n"]) not in citations])
+    if a is None and sources and not turn.get("error"):
         parts.append(f'<p class="muted">Writing the answer from {len(sources)} papers…</p>')
     if cited:
         parts.append(f"<h4>Cited papers ({len(cited)})</h4>")
-        parts += [_card(s, citations[s.n]) for s in sorted(cited, key=lambda s: s.n)]
+        parts += [card_html(s, citations[int(s["n"])], t) for s in cited]
     if others:
-        label = "Retrieved papers" if answer is None else f"Other retrieved papers ({len(others)}, not cited)"
-        cards = "".join(_card(s, None) for s in others)
-        # Uncited papers are folded away once the answer is done, but stay reachable.
-        parts.append(f"<details{' open' if answer is None else ''}><summary>{label}</summary>{cards}</details>")
-    if answer is not None and getattr(answer, "standalone_question", ""):
-        parts.append(f'<p class="muted searched">searched for: {html.escape(answer.standalone_question)}</p>')
-    if answer is not None:
-        secs = answer.timings.get("total_ms", 0) / 1000
-        # data-question marks the panel as finished for this question (scripts and tests wait on it).
-        parts.append(
-            f'<p class="muted src-footer" data-question="{html.escape(answer.question, quote=True)}">'
-            f"{html.escape(answer.backend)} · {html.escape(answer.model)} · {secs:.1f} s</p>"
-        )
+        label = "Retrieved papers" if a is None else f"Other retrieved papers ({len(others)}, not cited)"
+        cards = "".join(card_html(s, None, t) for s in others)
+        parts.append(f"<details class=\"others\"{' open' if a is None else ''}><summary>{label}</summary>{cards}</details>")
+    if a is not None and a.get("standalone_question"):
+        parts.append(f'<p class="muted searched">searched for: {html.escape(a["standalone_question"])}</p>')
+    if a is not None:
+        secs = (a.get("timings") or {}).get("total_ms", 0) / 1000
+        # data-question marks the section as finished for this question (scripts and tests wait on it).
+        parts.append(f'<p class="muted src-footer" data-question="{_attr(a["question"])}">'
+                     f"{html.escape(a.get('backend', ''))} · {html.escape(a.get('model', ''))} · {secs:.1f} s</p>")
+    if t is None:
+        return "".join(parts)
+    tools = _turn_tools(turn, t) if a is not None else ""
+    summary = (f'<summary><span class="turn-n">Answer {t}</span> {html.escape(export.title_line(turn["question"]))}'
+               f'{f" <span class=muted>· {len(cited)} cited</span>" if a is not None else ""}</summary>')
+    return f'<details class="turn" id="turn-{t}"{" open" if open_ else ""}>{summary}{tools}{"".join(parts)}</details>'
+
+
+def panel_html(turns: list[dict], selected: int | None = None, title: str = "") -> str:
+    """The sources panel for a conversation: the newest (or ``selected``, 0-based) answer open, older ones folded;
+    the legend of the relevance scale; the whole conversation's exports when something was answered."""
+    if not turns:
+        return ('<div class="sources"><p class="muted">No sources yet: ask a question. Each answer keeps its own '
+                "sources here, numbered once for the whole conversation.</p></div>")
+    selected = len(turns) - 1 if selected is None or not 0 <= selected < len(turns) else selected
+    parts = ['<div class="sources">', f'<p class="muted legend">{html.escape(RELEVANCE_HELP.capitalize())}.</p>']
+    answered = [t for t in turns if t.get("answer") is not None and not t.get("error")]
+    if answered:
+        name = re.sub(r"[^a-z0-9]+", "-", (title or answered[0]["question"]).lower()).strip("-")[:40] or "conversation"
+        tools = [_download(export.conversation_markdown(title, answered), f"{name}.md", "Conversation .md", "text/markdown")]
+        papers = export.cited_papers(answered)
+        if papers:
+            tools += [_download(export.bibtex(papers), f"{name}.bib", "All cited .bib", "application/x-bibtex"),
+                      _download(export.ris(papers), f"{name}.ris", "All cited .ris", "application/x-research-info-systems")]
+        parts.append(f'<div class="tools conv-tools">{"".join(tools)}</div>')
+    for i in reversed(range(len(turns))):
+        parts.append(turn_html(turns[i], i + 1, open_=i == selected))
     parts.append("</div>")
     return "".join(parts)
 
 
-# -- library panel -------------------------------------------------------------
+def sources_html(sources: list, answer=None, pending: bool = False) -> str:
+    """The panel for one answer outside a conversation (the /chat API and single questions): ``sources`` are the
+    engine's Source objects, ``answer`` the final Answer or None while it is being written."""
+    turn = {"question": answer.question if answer is not None else "", "sources": [source_dict(s) for s in sources],
+            "answer": answer.to_dict() if answer is not None else None}
+    if not sources and answer is None:
+        return panel_html([])
+    return f'<div class="sources">{turn_html(turn, None)}</div>'
 
 
-def paper_list_html(rows: list[tuple[str, str, float | None, str]], heading: str) -> str:
-    """A list of papers: (paper_id, title, score or None, abstract) each, titles unfolding to abstracts."""
+def source_dict(source, cited: bool = False, paper=None) -> dict:
+    """A Source (with its abstract) as the dict a turn keeps, with the paper's ids and file when known."""
+    out = {"n": source.n, "paper_id": source.paper_id, "title": source.title, "abstract": source.abstract,
+           "authors": list(source.authors), "date": source.date, "url": source.url, "score": round(source.score, 4),
+           "relevance": None if source.relevance is None else round(source.relevance, 4), "cited": cited}
+    if paper is not None:
+        out.update(arxiv_id=paper.arxiv_id, source=paper.source, categories=list(paper.categories),
+                   authors=out["authors"] or list(paper.authors), date=out["date"] or paper.date, url=out["url"] or paper.url)
+    return out
+
+
+# -- library tab ---------------------------------------------------------------
+
+
+def paper_list_html(rows: list[dict], heading: str) -> str:
+    """Papers, each {paper_id, title, abstract, authors, date, url, source, relevance (or None)}: the title and its
+    facts, the abstract folded."""
     if not rows:
         return f'<p class="muted">{html.escape(heading)}: no papers.</p>'
     items = []
-    for pid, title, score, abstract in rows:
-        score_txt = f' <span class="src-score">{score:.3f}</span>' if score is not None else ""
+    for row in rows:
+        link = export.link_of(row)
+        title = html.escape(row["title"])
         items.append(
-            f'<li><details><summary>{html.escape(title)}{score_txt}</summary>'
-            f'<div class="src-abstract">{html.escape(abstract)}</div>'
-            f'<div class="muted">{html.escape(pid)}</div></details></li>'
+            f'<li><details><summary>{title} {_relevance_html(row)}</summary>'
+            f'<div class="src-meta">{html.escape(meta_line(row))}'
+            f'{f" · <a href={chr(34)}{_attr(link)}{chr(34)} target=_blank rel=noopener>link</a>" if link else ""}</div>'
+            f'<div class="src-abstract">{html.escape(row.get("abstract", ""))}</div></details></li>'
         )
     return f'<p class="muted">{html.escape(heading)}</p><ol class="paper-list">{"".join(items)}</ol>'
+
+
+def gaps_html(groups: list) -> str:
+    """What the library does not know: declined and partly answered questions grouped by topic."""
+    if not groups:
+        return ('<p class="muted">No question has been declined or only partly answered yet. When one is, it is '
+                "listed here by topic, so you know which papers to add.</p>")
+    n = sum(len(g.answers) for g in groups)
+    parts = [f'<p class="muted">{n} question{"s" if n != 1 else ""} the library could not fully answer, by topic (most '
+             "asked first). Papers on these would fill the gaps.</p>"]
+    for g in groups:
+        items = "".join(
+            f'<li>{html.escape(a.question)} <span class="muted">({"declined" if a.answerability == "decline" else "partial"}'
+            f', {a.created[:10]})</span></li>' for a in g.answers[:8])
+        missing = f'<div class="muted">missing: {html.escape("; ".join(g.missing[:3]))}</div>' if g.missing else ""
+        parts.append(f'<div class="gap"><b>{html.escape(g.topic)}</b> · {len(g.answers)}{missing}<ul>{items}</ul></div>')
+    return "".join(parts)
+
+
+def overview_markdown(count: int, library: str, topics: list[str], files: list[tuple[str, int]]) -> str:
+    """The empty chat's text: what the library holds and how to ask."""
+    if count == 0:
+        return (f"### The library `{library}` is empty\nAdd papers in the **Library** tab (.txt, .json, .jsonl, .csv, "
+                ".bib), or run `assistant ingest PATH`; then ask about them here.")
+    lines = [f"### Ask the {count} papers in `{library}`"]
+    if topics:
+        lines.append("Topics: " + " · ".join(topics))
+    if files:
+        shown = ", ".join(f"{name} ({n})" for name, n in files[:4])
+        more = f" and {len(files) - 4} more" if len(files) > 4 else ""
+        lines.append(f"From {len(files)} file{'s' if len(files) != 1 else ''}: {shown}{more}")
+    lines.append("Every claim is cited [n]; hover or tap a citation to see the sentence it rests on. "
+                 "Try an example:")
+    return "\n\n".join(lines)
 
 
 def ingest_summary(report, filename: str) -> str:
@@ -236,9 +421,3 @@ def ingest_summary(report, filename: str) -> str:
             where = f"{Path(s.file).name}:{s.line}" if s.line else Path(s.file).name
             lines.append(f"- {where}: {s.reason}")
     return "\n".join(lines)
-
-
-def _relevance(source) -> str:
-    # Cosine similarity to the question has a known scale; the fused score does not.
-    value = source.relevance if getattr(source, "relevance", None) is not None else source.score
-    return f"{value:.3f}"

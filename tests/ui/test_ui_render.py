@@ -7,6 +7,11 @@ from assistant.core.types import Answer
 from assistant.core.types import DECLINE_PHRASE
 from assistant.ui.render import (
     answer_markdown,
+    card_html,
+    chat_messages,
+    gaps_html,
+    overview_markdown,
+    panel_html,
     highlight,
     history_for_engine,
     linkify,
@@ -25,6 +30,7 @@ NPO = Source(
         "Experiments on TOFU show NPO balances forgetting and utility."
     ),
     score=0.91,
+    relevance=0.61,
 )
 OTHER = Source(n=2, paper_id="p-2", title="Masked <Token> Pre-training", abstract="Masked image modeling.", score=0.3)
 
@@ -97,11 +103,11 @@ def test_render__panel_shows_cited_papers_dropped_and_unsupported_citations():
     html = sources_html([NPO, OTHER], answer)
     assert 'id="src-1"' in html and 'id="src-2"' in html
     assert "[7] dropped: no such source" in html
-    assert "cited, not supported by this abstract" in html
+    assert "cited · not supported by this abstract (0.10)" in html
     assert "Bananas are yellow [2]." in html
-    assert "relevance 0.910" in html
+    assert "relevance 0.61" in html and "relevance 0.3" not in html  # the fused score has no scale: not shown
     assert "Masked &lt;Token&gt; Pre-training" in html  # titles are escaped
-    assert "<mark>" in html
+    assert "<mark class=\"hl hl-0\">" in html
     note = answer_markdown(answer)
     assert "dropped [7]: no such source" in note and "[2] not supported" in note
 
@@ -109,3 +115,86 @@ def test_render__panel_shows_cited_papers_dropped_and_unsupported_citations():
 def test_render__declined_answer_says_so_in_the_panel():
     html = sources_html([], _answer(DECLINE_PHRASE, declined=True))
     assert DECLINE_PHRASE in html and "src-footer" in html
+
+
+# -- conversations: each answer keeps its sources ------------------------------------------
+
+
+def _source(n, title, relevance, **extra):
+    return {"n": n, "paper_id": f"p{n}", "title": title, "abstract": f"{title} is studied. It works well.",
+            "authors": [], "date": "", "url": "", "score": 1.0, "relevance": relevance, **extra}
+
+
+def _turn(question, text, cited, sources, **extra):
+    a = _answer(text, citations=[{"n": n, "paper_id": f"p{n}", "title": "", "supported": True, "support": 0.8,
+                                  "evidence": "It works well."} for n in cited], **extra).to_dict()
+    a["question"] = question
+    return {"id": None, "question": question, "answer": a, "sources": sources, "error": ""}
+
+
+def test_render__each_answer_links_to_its_own_cards_and_the_selected_one_is_open():
+    first = _turn("q1", "A [1].", [1], [_source(1, "Alpha", 0.5), _source(2, "Beta", 0.7)])
+    second = _turn("q2", "B [1, 3].", [1, 3], [_source(1, "Alpha", 0.4), _source(3, "Gamma", 0.6)])
+    messages = chat_messages([first, second])
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert "(#src-1-t1 " in messages[1]["content"]
+    assert "[[1](#src-1-t2 " in messages[3]["content"] and "[3](#src-3-t2 " in messages[3]["content"]
+    assert unlink(messages[3]["content"]) == "B [1, 3]."
+
+    html = panel_html([first, second])
+    assert html.index('id="turn-2"') < html.index('id="turn-1"')  # newest first
+    assert '<details class="turn" id="turn-2" open>' in html and '<details class="turn" id="turn-1">' in html
+    assert 'id="src-1-t1"' in html and 'id="src-1-t2"' in html and 'id="src-3-t2"' in html
+    # Cited cards by relevance, the colour of each number shared by its link and its evidence sentence.
+    turn2 = html.split('id="turn-2"', 1)[1].split('id="turn-1"', 1)[0]
+    assert turn2.index('id="src-3-t2"') < turn2.index('id="src-1-t2"')
+    assert 'class="num hl hl-2">[3]' in turn2 and '<mark class="hl hl-2">It works well.</mark>' in turn2
+    selected = panel_html([first, second], selected=0)
+    assert '<details class="turn" id="turn-1" open>' in selected and '<details class="turn" id="turn-2">' in selected
+    assert "No sources yet" in panel_html([])
+
+
+def test_render__cards_show_authors_year_ids_link_and_fold_the_abstract():
+    src = _source(4, "Delta", 0.55, authors=["A. One", "B. Two", "C. Three", "D. Four"], date="2024-05-01",
+                  arxiv_id="2405.00001", source="data/uploads/mine.jsonl:7")
+    html = card_html(src, {"n": 4, "supported": True, "support": 0.83, "evidence": "It works well."}, 2)
+    assert 'href="https://arxiv.org/abs/2405.00001"' in html
+    assert "A. One, B. Two, C. Three et al. · 2024 · arXiv:2405.00001 · from mine.jsonl" in html
+    assert 'data-evidence="It works well."' in html and 'data-verdict="supported by this abstract (0.83)"' in html
+    assert html.index('<blockquote class="evidence') < html.index('<details class="src-abstract">')
+    assert "relevance 0.55" in html and 'title="relevance: cosine similarity' in html
+
+
+def test_render__a_comparison_is_laid_out_side_by_side_and_a_follow_up_says_what_was_searched():
+    a = _answer("On NPO: slower collapse [1].\n\nOn gradient ascent: fast collapse [2].\n\nSide by side: both [1, 2].",
+                mode="compare", standalone_question="compare NPO and GA — and on TOFU?")
+    text = answer_markdown(a, turn=3)
+    assert text.startswith('<div class="compare">\n<div class="side">\n\nOn NPO: slower collapse [[1](#src-1-t3)].')
+    assert "Side by side: both" in text.split("</div>\n</div>")[1]
+    assert "Searched for: *compare NPO and GA — and on TOFU?*" in text
+    assert unlink(text).startswith("On NPO: slower collapse [1].\n\nOn gradient ascent: fast collapse [2].")
+    assert "Searched for" not in unlink(text)
+
+
+def test_render__a_failed_turn_shows_its_message_and_no_tools():
+    failed = {"id": None, "question": "q", "answer": None, "sources": [], "error": "⚠️ the model server is down"}
+    assert chat_messages([failed])[1]["content"] == "⚠️ the model server is down"
+    html = panel_html([failed])
+    assert "the model server is down" in html and "copy-md" not in html and "Conversation .md" not in html
+
+
+def test_render__exports_are_links_in_the_panel():
+    from urllib.parse import unquote
+
+    html = panel_html([_turn("q1", "A [1].", [1], [_source(1, "Alpha", 0.5)])])
+    md = html.split('id="md-t1" href="data:text/markdown;charset=utf-8,', 1)[1].split('"', 1)[0]
+    assert unquote(md).startswith("**Q: q1**\n\nA [1].\n\n**References**\n\n[1] *Alpha*. id p1.")
+    assert 'download="q1.bib"' in html and 'download="answer-1.ris"' in html
+
+
+def test_render__library_overview_and_gaps():
+    text = overview_markdown(241, "default", ["in-context learning", "unlearning"], [("a.txt", 200), ("b.jsonl", 41)])
+    assert text.startswith("### Ask the 241 papers in `default`") and "in-context learning · unlearning" in text
+    assert "From 2 files: a.txt (200), b.jsonl (41)" in text
+    assert "is empty" in overview_markdown(0, "default", [], [])
+    assert "No question has been declined" in gaps_html([])
