@@ -67,7 +67,9 @@ def test_compare_cli__unknown_run_is_one_line_error(tmp_path):
 
 # -- inputs, answer reports and significance ------------------------------------------------
 
-REFERENCE = Path(__file__).resolve().parents[2] / "eval" / "reports" / "reference"
+# Reports written before the harness recorded its inputs and renamed its metrics (the reference reports of
+# 2026-11-23, kept as fixtures: eval/reports/reference/ holds the current ones).
+OLD_REPORTS = Path(__file__).resolve().parents[1] / "fixtures" / "reports"
 
 
 def _answers_result(answered: list[float], inputs: dict | None = None, *, latency: float = 100.0) -> dict:
@@ -112,14 +114,14 @@ def test_library_fingerprint__ignores_order_and_sees_a_changed_abstract():
 
 
 def test_compare_runs__old_answer_reports_with_unmeasured_metrics_compare_without_a_traceback():
-    # The reference dev-answers report has metrics that are None in both runs (unanswerable fact coverage),
+    # The old dev-answers report has metrics that are None in both runs (unanswerable fact coverage),
     # which made the old comparison crash with a TypeError; its old metric names read as the new ones.
-    table = compare_runs(REFERENCE / "dev-answers", REFERENCE / "dev-answers")
+    table = compare_runs(OLD_REPORTS / "old-dev-answers", OLD_REPORTS / "old-dev-answers")
     assert "| unanswerable | key_fact_coverage | - | - | - | 0 | - | - | - | n/a |" in table
     assert "| overall | decline_accuracy | 0.846 | 0.846 | 0.000 | 65 | 0.000 | [0.000, 0.000] | 1.000 | no |" in table
     assert "- questions: not recorded in either run" in table and "- packages: not recorded in either run" in table
     assert "- settings:" not in table and "- code:" not in table
-    vs_new = compare_runs(REFERENCE / "dev-answers", REFERENCE / "dev-retrieval")
+    vs_new = compare_runs(OLD_REPORTS / "old-dev-answers", OLD_REPORTS / "old-dev-retrieval")
     assert "- kind: answers → retrieval" in vs_new and "Only in A: citation_validity" in vs_new
     assert "MRR@10" in next(line for line in vs_new.splitlines() if line.startswith("Only in B: "))
 
