@@ -197,6 +197,8 @@ def meta_line(source: dict) -> str:
     parts = [export.authors_short(source.get("authors") or []), export.year_of(source)]
     aid = export.arxiv_id(source)
     parts.append(f"arXiv:{aid}" if aid else f"id {source.get('paper_id', '')}")
+    if source.get("categories"):
+        parts.append(", ".join(source["categories"][:2]))
     if source.get("source"):
         parts.append("from " + Path(str(source["source"]).split(":")[0]).name)
     return " · ".join(p for p in parts if p)

@@ -178,6 +178,10 @@ def test_page__each_answer_keeps_its_sources_and_a_paper_keeps_its_number(bundle
         (-1, "wrong-citation"), (-1, "not-supported")]
     assert history.answer(two["id"]).feedback[1].citations == cited[:1]
 
+    # Clicking the first answer shows its sources; the feedback form follows it.
+    panel, conv, t = page.select(conv, 1)
+    assert t == 1 and '<details class="turn" id="turn-1" open>' in panel and '<details class="turn" id="turn-2">' in panel
+
     # Undo takes the last question back (the answer leaves the conversation), and the panel follows.
     messages, panel, conv, box = page.undo(conv)
     assert box == "and which of them evaluates on TOFU?" and len(messages) == 2
@@ -187,6 +191,14 @@ def test_page__each_answer_keeps_its_sources_and_a_paper_keeps_its_number(bundle
     stale = {"turns": [one, two]}
     assert "was undone" in page.feedback(stale, 2, "Helpful")
     assert len(history.answer(two["id"]).feedback) == 2
+
+    # Retry asks the last question again: the old answer leaves, a new one takes its place with the same numbers.
+    messages, panel, conv, pending = page.retry(conv)
+    assert pending == "compare NPO and gradient ascent" and conv["turns"][-1]["answer"] is None
+    messages, panel, conv, notice = list(page.answer(pending, conv))[-1]
+    [again] = conv["turns"]
+    assert again["id"] != one["id"] and [a.id for a in history.answers(conv["id"])] == [again["id"]]
+    assert next(s for s in again["sources"] if s["title"] == NPO_TITLE)["n"] == npo["n"]
 
 
 @pytest.mark.slow

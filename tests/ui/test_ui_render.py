@@ -156,10 +156,10 @@ def test_render__each_answer_links_to_its_own_cards_and_the_selected_one_is_open
 
 def test_render__cards_show_authors_year_ids_link_and_fold_the_abstract():
     src = _source(4, "Delta", 0.55, authors=["A. One", "B. Two", "C. Three", "D. Four"], date="2024-05-01",
-                  arxiv_id="2405.00001", source="data/uploads/mine.jsonl:7")
+                  arxiv_id="2405.00001", source="data/uploads/mine.jsonl:7", categories=["cs.CL", "cs.LG", "cs.AI"])
     html = card_html(src, {"n": 4, "supported": True, "support": 0.83, "evidence": "It works well."}, 2)
     assert 'href="https://arxiv.org/abs/2405.00001"' in html
-    assert "A. One, B. Two, C. Three et al. · 2024 · arXiv:2405.00001 · from mine.jsonl" in html
+    assert "A. One, B. Two, C. Three et al. · 2024 · arXiv:2405.00001 · cs.CL, cs.LG · from mine.jsonl" in html
     assert 'data-evidence="It works well."' in html and 'data-verdict="supported by this abstract (0.83)"' in html
     assert html.index('<blockquote class="evidence') < html.index('<details class="src-abstract">')
     assert "relevance 0.55" in html and 'title="relevance: cosine similarity' in html
