@@ -207,7 +207,9 @@ def test_browser__phone_workspace(live_page, browser):
         _above_the_fold(page, 844)
         _shot(page, "phone-01-empty")
 
-        _ask(page, "What is negative preference optimization?")
+        page.locator("#chatbot").get_by_text("What is negative preference optimization?").click()  # an example
+        page.locator('#sources-panel .src-footer[data-question="What is negative preference optimization?"]').wait_for(
+            timeout=90_000)
         _above_the_fold(page, 844)
         link = page.locator("#chatbot .message.bot").last.locator('a[href^="#src-"]').first
         link.tap()
@@ -229,10 +231,20 @@ def test_browser__phone_workspace(live_page, browser):
         question = "How do tulips grow in cold gardens?"
         _ask(page, question)
         assert "The indexed papers do not answer this." in page.locator("#chatbot .message.bot").last.inner_text()
+        page.locator('#chatbot button[aria-label="Retry"]').click()  # asked again: still one answer for it
+        page.wait_for_function("document.querySelector('#turn-2 .src-footer') === null")
+        page.locator(f'#turn-2 .src-footer[data-question="{question}"]').wait_for(timeout=60_000)
+        assert page.locator("#chatbot .message.bot").count() == 2
         page.get_by_role("tab", name="Library").click()
         page.locator("#gaps-refresh").click()
-        page.locator("#gaps").get_by_text(question).wait_for(timeout=30_000)
+        page.locator("#gaps").get_by_text(question).first.wait_for(timeout=30_000)
         _shot(page, "phone-04-gaps")
+
+        # Clear (the chat's bin) empties the chat and the panel.
+        page.get_by_role("tab", name="Chat").click()
+        page.locator('#chatbot button[aria-label="Clear"]').click()
+        page.wait_for_function("document.querySelectorAll('#chatbot .message.bot').length === 0")
+        page.locator("#sources-panel").get_by_text("No sources yet").wait_for()
     finally:
         _shot(page, "phone-99-last")
         context.close()
