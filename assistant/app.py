@@ -51,9 +51,25 @@ class App:
 
     @cached_property
     def embedder(self):
+        """The library's embedder: with embedding_variant "auto", the variant the library was built with."""
+        if self._embedder is not None:
+            return self._embedder
         from assistant.library.embeddings import make_embedder
 
-        return self._embedder or make_embedder(self.settings)
+        return make_embedder(self._embedding_settings())
+
+    def _embedding_settings(self) -> Settings:
+        s = self.settings
+        if s.embedding_provider != "local" or s.embedding_variant != "auto":
+            return s
+        from assistant.library.embeddings import variant_of
+        from assistant.library.onnx_models import VARIANTS
+        from assistant.library.store import stored_models
+
+        # A query must be embedded as its library's chunks were: an existing library keeps its variant.
+        stored = {variant_of(m) for m in stored_models(self.client, s.library)}
+        found = [v for v in VARIANTS if v in stored]
+        return s.model_copy(update={"embedding_variant": found[0]}) if found else s
 
     @cached_property
     def library(self):
@@ -110,6 +126,7 @@ class App:
                 lock_dir=self.settings.home / "locks",
                 progress=progress,
                 on_progress=on_progress,
+                sentences=self.settings.sentence_vectors,
             )
 
     @cached_property
@@ -117,7 +134,8 @@ class App:
         """Sentences and vectors of abstracts, shared by answerability, the extractive synthesizer and the verifier."""
         from assistant.answering.evidence import SentenceBank
 
-        return SentenceBank(self.embedder.embed)
+        # Sentence vectors stored at ingest are looked up; papers stored without them are embedded here.
+        return SentenceBank(self.embedder.embed, lookup_fn=self.library.sentence_vectors)
 
     def library_stats(self):
         """Word document frequencies of the library (from its BM25 index, so always in step with it)."""
@@ -138,7 +156,7 @@ class App:
 
         # Its weights were fitted on MiniLM's cosine scale: the bank's vectors (the source sentences it aligns to
         # were embedded when the evidence was gathered) when the library uses MiniLM, else its own MiniLM.
-        embed = self.bank.embed_cached if self.embedder.name == LOCAL_MODEL else None
+        embed = self.bank.embed_cached if self.embedder.name.startswith(LOCAL_MODEL) else None
         return Verifier(embed, llm=self.llm if self.settings.llm_verify else None)
 
     def synthesizer(self, streaming: bool = True):

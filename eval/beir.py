@@ -106,12 +106,13 @@ def index_corpus(app, folder: Path, progress: bool = False) -> dict:
 
     papers = load_corpus(folder)
     report = ingest_papers(papers, app.library, app.embedder, chunk_tokens=app.settings.chunk_tokens,
-                           chunker=app.settings.chunker,
+                           chunker=app.settings.chunker, sentences=app.settings.sentence_vectors,
                            lock_dir=app.settings.home / "locks", progress=progress)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"fingerprint": fingerprint, "revision": app.library.revision(),
                                   "papers": report.papers}))
-    return {"reused": False, "embedded": report.chunks_embedded, "papers": report.papers,
+    return {"reused": False, "embedded": report.chunks_embedded, "sentences": report.sentences_embedded,
+            "papers": report.papers,
             "new": report.new, "updated": report.updated, "unchanged": report.unchanged,
             "seconds": time.perf_counter() - started}
 

@@ -1,9 +1,14 @@
-"""Ingest: read files → normalise and dedupe → chunk → embed → store, with a report.
+"""Ingest: read files → normalise and dedupe → chunk → embed chunks and sentences → store, with a report.
 
 Only papers whose text changed (or that are new, or were left half-written by
 an ingest that was killed) are chunked and embedded; the rest cost one hash
-comparison. Papers are embedded and written in groups, so a kill loses at most
-the group in flight, and the next ingest completes it.
+comparison. Papers are chunked, embedded and committed in small groups (their
+chunks, sentence vectors and paper records together, ``GROUP_CHUNKS`` chunks a
+group), so a kill or Ctrl-C loses at most the group in flight and the next
+ingest embeds only what was not stored; the progress bar shows the papers left
+and the time to go. Each paper's sentence vectors (ingest/sentences.py) are
+stored so answering looks them up instead of embedding abstracts per question;
+papers stored before that get theirs at the next ingest (nothing else is redone).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import sys
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -22,9 +28,12 @@ from assistant.core.types import Paper, Skipped
 from ingest.chunking import DEFAULT_CHUNKER, make_chunker
 from ingest.normalize import dedupe
 from ingest.readers import read_path
+from ingest.sentences import sentence_texts
 
 INPUT_SUFFIXES = {".txt", ".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".bib", ".bibtex"}
-GROUP_CHUNKS = 512  # chunks embedded and written per step
+# Chunks per commit: a kill loses at most this group (about a second of work on 2 cores with int8);
+# smaller groups would spend more of the time in Chroma's per-call overhead.
+GROUP_CHUNKS = 64
 
 
 class LibraryBusy(UserError):
@@ -41,9 +50,10 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     chunks_embedded: int = 0
+    sentences_embedded: int = 0  # sentence vectors stored (titles included)
     skipped: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
-    embed_seconds: float = 0.0
+    embed_seconds: float = 0.0  # chunks and sentences
 
     @property
     def ok(self) -> bool:
@@ -62,6 +72,7 @@ class IngestReport:
             f"unique papers: {self.papers} (duplicates merged: {self.duplicates})",
             f"new: {self.new}, updated: {self.updated}, unchanged: {self.unchanged}",
             f"chunks embedded: {self.chunks_embedded}",
+            f"sentence vectors stored: {self.sentences_embedded}",
             f"skipped: {len(self.skipped)}",
         ]
         out += [f"  {s}" for s in self.skipped]
@@ -123,10 +134,13 @@ def ingest(
     lock_dir: Path | None = None,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    sentences: bool = True,
 ) -> IngestReport:
     """Ingest files into ``library`` (a store.Library) with ``embedder``; returns the report.
 
     ``chunker`` names one of ``ingest.chunking.CHUNKERS``; changing it re-chunks and re-embeds every paper.
+    ``on_progress(chunks done, chunks in all)`` is called after each commit (the total is estimated
+    from the papers chunked so far until the last group). ``sentences``: store sentence vectors.
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -142,7 +156,7 @@ def ingest(
     unique, report.duplicates = dedupe(papers)
     return ingest_papers(
         unique, library, embedder, chunk_tokens=chunk_tokens, chunker=chunker, lock_dir=lock_dir,
-        progress=progress, on_progress=on_progress, report=report, started=started,
+        progress=progress, on_progress=on_progress, report=report, started=started, sentences=sentences,
     )
 
 
@@ -158,6 +172,7 @@ def ingest_papers(
     on_progress: Callable[[int, int], None] | None = None,
     report: IngestReport | None = None,
     started: float | None = None,
+    sentences: bool = True,
 ) -> IngestReport:
     """Store already-read, unique papers: embed the new or changed ones, skip the rest.
 
@@ -175,59 +190,126 @@ def ingest_papers(
 
     lock = writer_lock(lock_dir, library.key) if lock_dir else nullcontext()
     with lock:
-        stored = library.paper_hashes()
+        stored = library.paper_states()
         todo: list[tuple[Paper, str]] = []
+        backfill: list[Paper] = []  # stored before sentence vectors were: only those are added
         for paper in unique:
             h = content_hash(paper, embedder.name, chunk_tokens, chunker)
-            if stored.get(paper.paper_id) == h:
+            state = stored.get(paper.paper_id)
+            if state is not None and state[0] == h:
                 report.unchanged += 1
+                if sentences and state[1] is None:
+                    backfill.append(paper)
                 continue
-            if paper.paper_id in stored:
+            if state is not None:
                 report.updated += 1
             else:
                 report.new += 1
             todo.append((paper, h))
-        if todo:
-            _embed_and_write(todo, library, embedder, chunk, chunk_tokens, report, progress, on_progress)
-            library.bump_revision()
+        max_tokens = min(chunk_tokens, embedder.max_tokens)
+        try:
+            if todo:
+                _embed_and_write(todo, library, embedder, chunk, max_tokens, report, progress, on_progress,
+                                 sentences, stored=report.unchanged)
+            if backfill:
+                _add_sentences(backfill, library, embedder, report)
+        finally:
+            if report.chunks_embedded:  # also after Ctrl-C: what was committed is searchable, BM25 included
+                library.bump_revision()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _embed_and_write(todo, library, embedder, chunk, chunk_tokens, report, progress, on_progress) -> None:
-    chunked = [(p, h, chunk(p, max_tokens=min(chunk_tokens, embedder.max_tokens))) for p, h in todo]
-    total = sum(len(c) for _, _, c in chunked)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+def _groups(todo, chunk, max_tokens: int):
+    """The papers to embed, chunked as they are reached, in groups of at least ``GROUP_CHUNKS`` chunks."""
+    group, n = [], 0
+    for paper, h in todo:
+        chunks = chunk(paper, max_tokens=max_tokens)
+        group.append((paper, h, chunks))
+        n += len(chunks)
+        if n >= GROUP_CHUNKS:
+            yield group
+            group, n = [], 0
+    if group:
+        yield group
 
-        bar = tqdm(total=total, unit="chunk", desc="embedding")
-    done = 0
-    group: list = []
-    group_chunks = 0
-    for item in chunked + [None]:
-        if item is not None:
-            group.append(item)
-            group_chunks += len(item[2])
-            if group_chunks < GROUP_CHUNKS:
-                continue
-        if not group:
-            break
-        texts = [c.embed_text for _, _, chunks in group for c in chunks]
+
+def _embed_and_write(todo, library, embedder, chunk, max_tokens, report, progress, on_progress, sentences,
+                     stored: int = 0) -> None:
+    """Embed and commit ``todo`` group by group: chunks, sentence vectors and paper records together."""
+    embed = getattr(embedder, "embed_bulk", None) or embedder.embed  # a GPU, where there is one
+    meter = _Meter(len(todo), progress, stored)
+    papers_done = chunks_done = 0
+    try:
+        for group in _groups(todo, chunk, max_tokens):
+            texts = [c.embed_text for _, _, chunks in group for c in chunks]
+            per_paper = [sentence_texts(paper) for paper, _, _ in group] if sentences else []
+            flat = [t for ts in per_paper for t in ts]
+            t0 = time.perf_counter()
+            vectors = embed(texts)
+            sentence_vecs = embed(flat) if flat else None
+            report.embed_seconds += time.perf_counter() - t0
+            items, offset, s_offset = [], 0, 0
+            for i, (paper, h, chunks) in enumerate(group):
+                block = None
+                if sentences:
+                    n = len(per_paper[i])
+                    block = (per_paper[i], sentence_vecs[s_offset : s_offset + n])
+                    s_offset += n
+                items.append((paper, h, chunks, vectors[offset : offset + len(chunks)], block))
+                offset += len(chunks)
+            library.write(items)
+            papers_done += len(group)
+            chunks_done += len(texts)
+            report.chunks_embedded += len(texts)
+            report.sentences_embedded += len(flat)
+            meter.update(len(group), chunks_done)
+            if on_progress:
+                # The total is known once every paper is chunked; until then, estimated from the papers so far.
+                estimate = chunks_done if papers_done == len(todo) else round(chunks_done / papers_done * len(todo))
+                on_progress(chunks_done, max(estimate, chunks_done))
+    finally:
+        meter.close()
+
+
+def _add_sentences(papers: list[Paper], library, embedder, report, group: int = 64) -> None:
+    """Store sentence vectors for papers whose chunks are already stored."""
+    embed = getattr(embedder, "embed_bulk", None) or embedder.embed
+    for start in range(0, len(papers), group):
+        part = papers[start : start + group]
+        per_paper = [sentence_texts(p) for p in part]
+        flat = [t for ts in per_paper for t in ts]
         t0 = time.perf_counter()
-        vectors = embedder.embed(texts)
+        vecs = embed(flat)
         report.embed_seconds += time.perf_counter() - t0
         items, offset = [], 0
-        for paper, h, chunks in group:
-            items.append((paper, h, chunks, vectors[offset : offset + len(chunks)]))
-            offset += len(chunks)
-        library.write(items)
-        done += len(texts)
-        report.chunks_embedded += len(texts)
-        if bar:
-            bar.update(len(texts))
-        if on_progress:
-            on_progress(done, total)
-        group, group_chunks = [], 0
-    if bar:
-        bar.close()
+        for paper, texts in zip(part, per_paper):
+            items.append((paper.paper_id, texts, vecs[offset : offset + len(texts)]))
+            offset += len(texts)
+        library.add_sentences(items)
+        report.sentences_embedded += len(flat)
+
+
+class _Meter:
+    """The progress bar on stderr: papers embedded of those to do, chunks, papers left, and tqdm's time to go."""
+
+    def __init__(self, total: int, enabled: bool, stored: int):
+        self.bar = None
+        self.total = total
+        if enabled:
+            from tqdm import tqdm
+
+            if stored:
+                tqdm.write(f"{stored:,} papers already stored; embedding the other {total:,}", file=sys.stderr)
+            self.bar = tqdm(total=total, unit="paper", desc="embedding", file=sys.stderr)
+        self.done = 0
+
+    def update(self, papers: int, chunks: int) -> None:
+        self.done += papers
+        if self.bar:
+            self.bar.set_postfix(chunks=chunks, left=self.total - self.done, refresh=False)
+            self.bar.update(papers)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()

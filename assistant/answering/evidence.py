@@ -10,6 +10,7 @@ it, so a lookup never races an eviction.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from collections import OrderedDict
@@ -20,6 +21,8 @@ import numpy as np
 
 from assistant.core.text import content_words, split_sentences, strip_citations
 from assistant.core.types import Source
+
+log = logging.getLogger(__name__)
 
 # A number as a quantity: 530B, 84.5%, 1.4 trillion, 2:4, 40x, 24K, "four times". Years alone count too: harmless.
 NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,:]\d+)*\s?(?:%|x|×|[kKmMbBtT]\b)?|\b(?:one|two|three|four|five|six|seven|eight|"
@@ -60,8 +63,12 @@ class Sentence:
 class SentenceBank:
     """Sentences and vectors of abstracts, cached per (paper, abstract) and shared across threads."""
 
-    def __init__(self, embed_fn: Callable[[list[str]], np.ndarray], max_papers: int = 5000, max_texts: int = 100_000):
+    def __init__(self, embed_fn: Callable[[list[str]], np.ndarray], max_papers: int = 5000, max_texts: int = 100_000,
+                 lookup_fn: Callable[[list[tuple[str, list[str]]]], list[np.ndarray | None]] | None = None):
         self.embed_fn = embed_fn
+        # Stored sentence vectors (the store's, written at ingest): given (paper id, sentence texts) pairs, the
+        # vectors of each paper whose stored texts are exactly these, else None; what it lacks is embedded here.
+        self.lookup_fn = lookup_fn
         self.max_papers = max_papers
         self.max_texts = max_texts
         self._cache: OrderedDict[str, tuple[list[str], np.ndarray]] = OrderedDict()
@@ -85,7 +92,7 @@ class SentenceBank:
         if todo:
             texts_per = [[_clean(s.title)] + [_clean(t) for t in split_sentences(s.abstract)] for _, s in todo]
             flat = [t for texts in texts_per for t in texts]
-            vecs = np.asarray(self.embed_fn(flat), dtype=np.float32) if flat else np.zeros((0, 1), np.float32)
+            vecs = self._stored_or_embedded([s.paper_id for _, s in todo], texts_per, flat)
             start = 0
             with self._lock:
                 for (k, _), texts in zip(todo, texts_per):
@@ -96,6 +103,23 @@ class SentenceBank:
                     self._cache.popitem(last=False)
                 self._remember(flat, vecs)
         return [found[k] for k in keys]
+
+    def _stored_or_embedded(self, paper_ids: list[str], texts_per: list[list[str]], flat: list[str]) -> np.ndarray:
+        """Vectors of ``flat`` (the papers' texts in order): stored ones where the store has them, the rest embedded."""
+        stored: list[np.ndarray | None] = [None] * len(texts_per)
+        if self.lookup_fn is not None and flat:
+            try:
+                stored = list(self.lookup_fn(list(zip(paper_ids, texts_per))))
+            except Exception as exc:  # the store is an optimisation here: embedding gives the same vectors
+                log.warning("stored sentence vectors unavailable, embedding instead: %s", exc)
+        missing = [t for texts, v in zip(texts_per, stored) if v is None or len(v) != len(texts) for t in texts]
+        embedded = np.asarray(self.embed_fn(missing), dtype=np.float32) if missing else None
+        parts, used = [], 0
+        for texts, v in zip(texts_per, stored):
+            if v is None or len(v) != len(texts):
+                v, used = embedded[used : used + len(texts)], used + len(texts)
+            parts.append(np.asarray(v, dtype=np.float32))
+        return np.concatenate(parts) if parts and flat else np.zeros((0, 1), np.float32)
 
     def embed_cached(self, texts: list[str]) -> np.ndarray:
         """Vectors of ``texts``, reusing every vector this bank has made (the verifier's embed function: the

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     embedding_provider: Literal["local", "openai"] = Field("local", description="'local' (all-MiniLM-L6-v2 from the wheel) or 'openai'.")
     embedding_model: str = Field(LOCAL_MODEL, description="Embedding model name (local: all-MiniLM-L6-v2; openai: e.g. text-embedding-3-small).")
     embedding_batch_size: int = Field(64, description="Texts per embedding batch.")
+    embedding_variant: Literal["auto", "int8", "fp32"] = Field(
+        "auto", description="Variant of the local model: int8 (ONNX Runtime, dynamically quantized: the fast one on a "
+        "CPU), fp32 (ONNX Runtime or torch), or auto: the variant the library was built with, else int8 (fp32 where a "
+        "CUDA device is visible). Part of the library's identity: another variant builds collections of its own.")
+    embedding_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where ingest embeds: auto (a visible CUDA device, else the CPU), cpu or cuda. Queries always run on the CPU.")
+    sentence_vectors: bool = Field(
+        True, description="Store each sentence's vector at ingest, so answers look them up instead of embedding the "
+        "sources' abstracts per question (off: ingest embeds about half as much, extractive answers take longer).")
     chunk_tokens: int = Field(256, description="Largest chunk in the embedding model's tokens, title included.")
     chunker: Literal["llama-index", "sentences"] = Field(
         "llama-index", description="How abstracts are cut into chunks: llama-index (SentenceSplitter with the embedding "

@@ -1,21 +1,26 @@
-"""All Chroma access: the chunk vectors and the papers of every library.
+"""All Chroma access: the chunk vectors, the sentence vectors and the papers of every library.
 
-No other module talks to Chroma. A library is two collections named after the
-library and the embedding model (so another model never mixes vectors into an
-old collection): ``<library>__<model>__chunks`` (chunk vectors, cosine space)
-and ``<library>__<model>__papers`` (one record per paper: full abstract and
+No other module talks to Chroma. A library is three collections named after the
+library and the embedding model, variant included (so another model or variant
+never mixes vectors into an old collection): ``<library>__<model>__chunks``
+(chunk vectors, cosine space), ``<library>__<model>__sentences`` (the vector of
+each sentence answering quotes: the title as index -1, then the abstract's
+sentences, ids ``<paper_id>#s<index>``; looked up by id, never searched) and
+``<library>__<model>__papers`` (one record per paper: full abstract and
 metadata, with its mean chunk vector; plus one ``__meta__`` record holding the
 library's revision, which the BM25 cache keys on).
 
-Crash safety: a paper's chunks are written before its paper record, and the
-paper record carries the content hash. An ingest killed half-way leaves papers
-without a record (or with an old hash); the next ingest rewrites exactly those,
-and chunk ids are deterministic, so nothing is duplicated.
+Crash safety: a paper's chunks and sentences are written before its paper
+record, and the paper record carries the content hash (and how many sentence
+vectors it has). An ingest killed half-way leaves papers without a record (or
+with an old hash); the next ingest rewrites exactly those, and ids are
+deterministic, so nothing is duplicated.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import re
 import uuid
@@ -32,6 +37,9 @@ from assistant.core.types import Chunk, Paper, chunk_id, paper_of
 META_ID = "__meta__"
 CHUNKS = "chunks"
 PAPERS = "papers"
+SENTENCES = "sentences"
+# Sentence vectors are fetched by id, never searched: the smallest index Chroma keeps (it keeps one per collection).
+_SENTENCE_INDEX = {"hnsw": {"space": "cosine", "ef_construction": 16, "max_neighbors": 4}}
 
 
 class StoreError(UserError):
@@ -44,6 +52,16 @@ def _slug(model: str) -> str:
 
 def collection_name(library: str, model: str, kind: str) -> str:
     return f"{library}__{_slug(model)}__{kind}"
+
+
+def sentence_id(paper_id: str, index: int) -> str:
+    """The id of a paper's sentence vector: index -1 is the title, 0.. the abstract's sentences."""
+    return f"{paper_id}#s{index}"
+
+
+def texts_digest(texts: list[str]) -> str:
+    """What a paper's stored sentence vectors were made from: a lookup with other texts finds nothing."""
+    return hashlib.sha1("\n".join(texts).encode()).hexdigest()[:16]
 
 
 def make_client(store_dir, chroma_url: str = ""):
@@ -107,9 +125,9 @@ def _guarded(fn):
     return call
 
 
-def _flat(paper: Paper, content_hash: str, n_chunks: int) -> dict:
+def _flat(paper: Paper, content_hash: str, n_chunks: int, n_sentences: int | None = None) -> dict:
     # Chroma metadata must be flat scalars: lists are joined.
-    return {
+    return ({"sentences": n_sentences} if n_sentences is not None else {}) | {
         "chunks": n_chunks,  # its chunks are types.chunk_id(paper_id, 0..n-1): search fetches them by id
         "kind": "paper",
         "title": paper.title,
@@ -155,6 +173,9 @@ class Library:
         try:
             self.chunks = client.get_or_create_collection(collection_name(library, model, CHUNKS), metadata=meta)
             self.papers = client.get_or_create_collection(collection_name(library, model, PAPERS), metadata=meta)
+            self.sentences = client.get_or_create_collection(
+                collection_name(library, model, SENTENCES), metadata={"library": library, "embedding_model": model},
+                configuration=_SENTENCE_INDEX)
         except Exception as exc:
             raise StoreError(f"cannot open library {library!r}: {_short(exc)}") from None
 
@@ -167,9 +188,32 @@ class Library:
     @_guarded
     def paper_hashes(self) -> dict[str, str]:
         """paper_id -> content hash of every completely stored paper."""
-        out: dict[str, str] = {}
+        return {pid: h for pid, (h, _) in self.paper_states().items()}
+
+    @_guarded
+    def paper_states(self) -> dict[str, tuple[str, int | None]]:
+        """paper_id -> (content hash, number of stored sentence vectors or None) of every completely stored paper."""
+        out: dict[str, tuple[str, int | None]] = {}
         for ids, metas, _ in self._scan(self.papers, include=["metadatas"], where={"kind": "paper"}):
-            out.update({i: m.get("hash", "") for i, m in zip(ids, metas)})
+            out.update({i: (m.get("hash", ""), m.get("sentences")) for i, m in zip(ids, metas)})
+        return out
+
+    @_guarded
+    def sentence_vectors(self, items: list[tuple[str, list[str]]]) -> list[np.ndarray | None]:
+        """For each (paper_id, texts): the stored vectors of those texts (title first), or None when the store
+        does not hold vectors made from exactly these texts (another abstract, another split, never stored)."""
+        ids = [sentence_id(pid, i) for pid, texts in items for i in range(-1, len(texts) - 1)]
+        if not ids:
+            return [None] * len(items)
+        got = self.sentences.get(ids=ids, include=["embeddings", "metadatas"])
+        found = {i: (v, m) for i, v, m in zip(got["ids"], got["embeddings"], got["metadatas"])}
+        out: list[np.ndarray | None] = []
+        for pid, texts in items:
+            rows = [found.get(sentence_id(pid, i)) for i in range(-1, len(texts) - 1)]
+            if not rows or any(r is None for r in rows) or (rows[0][1] or {}).get("digest") != texts_digest(texts):
+                out.append(None)
+            else:
+                out.append(np.asarray([r[0] for r in rows], dtype=np.float32))
         return out
 
     @_guarded
@@ -276,15 +320,21 @@ class Library:
     # -- writing -----------------------------------------------------------------
 
     @_guarded
-    def write(self, items: list[tuple[Paper, str, list[Chunk], np.ndarray]]) -> None:
-        """Store papers with their chunks and vectors: (paper, content hash, chunks, vectors)."""
+    def write(self, items: list[tuple]) -> None:
+        """Store papers with their chunks and vectors, all or nothing per paper.
+
+        Each item is (paper, content hash, chunks, chunk vectors) or the same with a fifth element, the paper's
+        sentences (texts, vectors: title first, as ``sentence_vectors`` returns them) or None.
+        """
         if not items:
             return
-        pids = [p.paper_id for p, _, _, _ in items]
-        # Old chunks of these papers go first: an abstract that changed may now have fewer chunks.
+        items = [tuple(item) + (None,) * (5 - len(item)) for item in items]
+        pids = [item[0].paper_id for item in items]
+        # Old chunks and sentences of these papers go first: an abstract that changed may now have fewer of each.
         self.chunks.delete(where={"paper_id": {"$in": pids}})
+        self.sentences.delete(where={"paper_id": {"$in": pids}})
         ids, docs, metas, vecs = [], [], [], []
-        for paper, _, chunks, vectors in items:
+        for paper, _, chunks, vectors, _ in items:
             for chunk, vec in zip(chunks, vectors):
                 ids.append(chunk.chunk_id)
                 docs.append(chunk.text)
@@ -294,17 +344,41 @@ class Library:
             end = start + 4000
             self.chunks.upsert(ids=ids[start:end], documents=docs[start:end], metadatas=metas[start:end],
                                embeddings=np.asarray(vecs[start:end]))
+        self._write_sentences([(item[0].paper_id, *item[4]) for item in items if item[4] is not None])
         # Paper records last: their presence (with the hash) marks the paper complete.
         paper_vecs = []
-        for _, _, _, vectors in items:
-            mean = np.asarray(vectors).mean(axis=0)
+        for item in items:
+            mean = np.asarray(item[3]).mean(axis=0)
             paper_vecs.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
         self.papers.upsert(
             ids=pids,
-            documents=[p.abstract for p, _, _, _ in items],
-            metadatas=[_flat(p, h, len(chunks)) for p, h, chunks, _ in items],
+            documents=[item[0].abstract for item in items],
+            metadatas=[_flat(p, h, len(chunks), len(s[0]) if s is not None else None) for p, h, chunks, _, s in items],
             embeddings=np.asarray(paper_vecs),
         )
+
+    @_guarded
+    def add_sentences(self, items: list[tuple[str, list[str], np.ndarray]]) -> None:
+        """Give stored papers their sentence vectors: (paper_id, texts, vectors); then their records say so."""
+        if not items:
+            return
+        pids = [pid for pid, _, _ in items]
+        self.sentences.delete(where={"paper_id": {"$in": pids}})
+        self._write_sentences(items)
+        got = self.papers.get(ids=pids, include=["metadatas"])
+        counts = {pid: len(texts) for pid, texts, _ in items}
+        self.papers.update(ids=got["ids"], metadatas=[{**m, "sentences": counts[i]} for i, m in zip(got["ids"], got["metadatas"])])
+
+    def _write_sentences(self, items: list[tuple[str, list[str], np.ndarray]]) -> None:
+        ids, metas, vecs = [], [], []
+        for pid, texts, vectors in items:
+            for i, vec in enumerate(vectors):
+                ids.append(sentence_id(pid, i - 1))
+                metas.append({"paper_id": pid, "index": i - 1} | ({"digest": texts_digest(texts)} if i == 0 else {}))
+                vecs.append(vec)
+        for start in range(0, len(ids), 4000):
+            end = start + 4000
+            self.sentences.upsert(ids=ids[start:end], metadatas=metas[start:end], embeddings=np.asarray(vecs[start:end]))
 
     @_guarded
     def bump_revision(self) -> str:
@@ -333,6 +407,20 @@ class Library:
             if len(got["ids"]) < page:
                 return
             offset += page
+
+
+@_guarded
+def stored_models(client, library: str) -> list[str]:
+    """The embedding models (variants included) that hold papers of ``library`` in this Chroma."""
+    out = []
+    for col in client.list_collections():
+        name = col if isinstance(col, str) else col.name
+        parts = name.split("__")
+        if len(parts) == 3 and parts[0] == library and parts[2] == PAPERS:
+            papers = client.get_collection(name)
+            if papers.count():
+                out.append((papers.metadata or {}).get("embedding_model", parts[1]))
+    return out
 
 
 @_guarded

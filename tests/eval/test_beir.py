@@ -70,7 +70,8 @@ def test_beir__indexes_scores_and_reuses_library_without_embedding(scifact_slice
     counting = CountingEmbedder(embedder)
     first = eval_beir(scifact_slice, "test", "hybrid", settings, counting)
     assert first["index"]["reused"] is False and first["index"]["papers"] == 60
-    assert counting.embedded == first["index"]["embedded"] >= 60
+    assert first["index"]["embedded"] >= 60 and first["index"]["sentences"] > 60  # chunks, and sentence vectors
+    assert counting.embedded == first["index"]["embedded"] + first["index"]["sentences"]
     assert first["library"] == "beir-scifact" and first["queries"] == 12
     # 60 documents, each query's relevant ones among them: retrieval must mostly find them.
     assert first["metrics"]["nDCG@10"] > 0.6 and first["metrics"]["R@100"] == 1.0
@@ -92,7 +93,7 @@ def test_beir__indexes_scores_and_reuses_library_without_embedding(scifact_slice
         (changed / name).write_text((scifact_slice / name).read_text())
     third = eval_beir(changed, "test", "bm25", settings, counting)
     assert third["index"]["reused"] is False and third["index"]["updated"] == 1 and third["index"]["unchanged"] == 59
-    assert 0 < counting.embedded <= 3
+    assert 0 < third["index"]["embedded"] <= 3 and counting.embedded == third["index"]["embedded"] + third["index"]["sentences"]
 
 
 @pytest.mark.slow

@@ -8,11 +8,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from assistant.app import App
 from assistant.core.settings import Settings
 from ingest.readers import read_path
+from ingest.sentences import sentence_texts
 from tests.conftest import DATA, ROOT
 
 
@@ -77,30 +79,98 @@ def test_ingest__nothing_readable_keeps_what_is_stored(app, tmp_path):
     assert app.library.count_papers() == 2
 
 
-def test_ingest__killed_half_way_is_completed_by_the_next_run_without_duplicates(app, tmp_path, temp_home):
+def test_ingest__killed_half_way_is_completed_by_the_next_run_which_embeds_only_what_was_not_committed(
+        app, tmp_path, temp_home):
     src = tmp_path / "papers.jsonl"
     _papers_jsonl(src, 20)
-    # A real kill -9 in the middle: after the first group of chunks is written.
+    # A real kill -9 in the middle: once half the chunks are committed (chunks, sentences and paper records together).
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         import ingest.pipeline as pipeline
         from assistant.app import App
         from assistant.core.settings import Settings
-        pipeline.GROUP_CHUNKS = 8
-        app = App(Settings(home={str(temp_home)!r}))
-        app.ingest([__import__('pathlib').Path({str(src)!r})],
-                   on_progress=lambda done, total: os.kill(os.getpid(), signal.SIGKILL))
+        from assistant.library.embeddings import LocalEmbedder
+        pipeline.GROUP_CHUNKS = 4
+        app = App(Settings(home={str(temp_home)!r}), embedder=LocalEmbedder())  # the parent's model and variant
+
+        def kill_at_half(done, total):
+            if done * 2 >= total:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        app.ingest([__import__('pathlib').Path({str(src)!r})], on_progress=kill_at_half)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     partial = app.library.count_papers()
+    committed = app.library.count_chunks()
     assert 0 < partial < 20
     report = app.ingest([src])
     assert report.unchanged == partial and report.new == 20 - partial
     ids = [cid for cid, _, _ in app.library.iter_chunks()]
     assert len(ids) == len(set(ids)) == app.library.count_chunks()
     assert app.library.count_papers() == 20
+    # The rerun embeds what was not committed, and nothing of what was (a half-written group is redone).
+    assert report.chunks_embedded <= len(ids) - committed + 4
+    assert report.chunks_embedded / len(ids) <= 0.55
+    papers = list(app.library.iter_papers())
+    assert all(v is not None for v in app.library.sentence_vectors([(p.paper_id, sentence_texts(p)) for p in papers]))
+
+
+def test_ingest__stores_each_sentence_vector_answering_would_embed(app, tmp_path, embedder):
+    from assistant.answering.evidence import SentenceBank
+    from assistant.core.types import Source
+
+    src = tmp_path / "papers.jsonl"
+    _papers_jsonl(src, 4)
+    report = app.ingest([src])
+    papers = list(app.library.iter_papers())
+    assert report.sentences_embedded == sum(len(sentence_texts(p)) for p in papers) > 4
+    stored = app.library.sentence_vectors([(p.paper_id, sentence_texts(p)) for p in papers])
+    for paper, vectors in zip(papers, stored):
+        np.testing.assert_allclose(vectors, embedder.embed(sentence_texts(paper)), atol=1e-5)
+    # Another text for the same paper (an abstract changed since) finds nothing rather than a wrong vector.
+    assert app.library.sentence_vectors([(papers[0].paper_id, sentence_texts(papers[0])[:-1] + ["Other."])]) == [None]
+
+    # Answering's bank finds every source's sentences in the store: it embeds none of them.
+    calls: list[list[str]] = []
+    bank = SentenceBank(lambda texts: calls.append(texts) or embedder.embed(texts), lookup_fn=app.library.sentence_vectors)
+    sources = [Source(n=i + 1, paper_id=p.paper_id, title=p.title, abstract=p.abstract) for i, p in enumerate(papers)]
+    assert [texts for texts, _ in bank.split_many(sources)] == [sentence_texts(p) for p in papers]
+    assert calls == []
+
+
+def test_ingest__papers_stored_without_sentence_vectors_get_them_at_the_next_ingest(app, tmp_path):
+    src = tmp_path / "papers.jsonl"
+    _papers_jsonl(src, 3)
+    from ingest.pipeline import ingest
+
+    first = ingest([src], app.library, app.embedder, sentences=False)  # as libraries were stored before
+    assert first.sentences_embedded == 0 and first.chunks_embedded > 0
+    papers = list(app.library.iter_papers())
+    assert app.library.sentence_vectors([(p.paper_id, sentence_texts(p)) for p in papers]) == [None] * 3
+    second = app.ingest([src])
+    assert (second.unchanged, second.chunks_embedded) == (3, 0) and second.sentences_embedded > 3
+    assert all(v is not None for v in app.library.sentence_vectors([(p.paper_id, sentence_texts(p)) for p in papers]))
+    assert app.ingest([src]).sentences_embedded == 0
+
+
+def test_ingest__commits_small_groups_and_reports_progress_with_what_is_left(app, tmp_path, monkeypatch, capsys):
+    import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "GROUP_CHUNKS", 4)
+    src = tmp_path / "papers.jsonl"
+    _papers_jsonl(src, 6)
+    rows = [json.loads(line) for line in src.read_text().splitlines()]
+    src.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n")
+    app.ingest([src])
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    seen: list[tuple[int, int]] = []
+    report = app.ingest([src], progress=True, on_progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) >= 2 and seen[-1] == (report.chunks_embedded, report.chunks_embedded)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and all(d <= t for d, t in seen)
+    err = capsys.readouterr().err
+    assert "2 papers already stored; embedding the other 4" in err and "left=0" in err
 
 
 def test_ingest__second_writer_gets_library_busy(app, tmp_path, temp_home):

@@ -83,7 +83,8 @@ def test_chroma_server__killed_mid_ingest_is_one_line_and_the_rerun_completes(tm
             main()
         """)
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "ASSISTANT_HOME": str(temp_home)})
+                              # The variant this test's own model (fp32) reads: a new library would be int8.
+                              env={**os.environ, "ASSISTANT_HOME": str(temp_home), "ASSISTANT_EMBEDDING_VARIANT": "fp32"})
         assert server.proc.wait(10) == -9
         assert proc.returncode == 1, proc.stderr[-3000:]
         assert "Chroma server" in _one_error_line(proc.stderr)
