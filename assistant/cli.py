@@ -106,14 +106,15 @@ def ingest(
     library: Library = None,
     chroma_url: ChromaUrl = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="Force a format: daily-papers, json, jsonl, arxiv, hf-daily, csv, bibtex.")] = None,
+    variant: Annotated[Optional[str], typer.Option("--variant", help="Embedding variant: int8 or fp32 (default: the library's own; int8 for a new one).")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Read paper files into a library (unchanged papers are not embedded again)."""
+    """Read paper files into a library (unchanged papers are not embedded again; a killed ingest resumes)."""
     from ingest.readers import FORMATS
 
     if fmt and fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    a = load_app(library=library, chroma_url=chroma_url)
+    a = load_app(library=library, chroma_url=chroma_url, embedding_variant=variant)
     report = a.ingest(paths or [DEFAULT_DATA], fmt=fmt, progress=not as_json and sys.stderr.isatty())
     if as_json:
         _print_json(report.to_dict())
@@ -428,8 +429,11 @@ def bench(
     work: Annotated[Optional[Path], typer.Option("--work", help="Keep temporary homes here (a synthetic library found there is reused).")] = None,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Skip the chat page start-up.")] = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Skip the LLM pipeline overhead.")] = False,
+    beir: Annotated[Optional[Path], typer.Option("--beir", help="A BEIR folder (eval/datasets/scifact): each embedding variant ingests it end to end and is scored; then a killed ingest is resumed.")] = None,
+    beir_variants: Annotated[str, typer.Option("--beir-variants", help="Variants for --beir: int8, fp32, torch; '-nosent' leaves sentence vectors out.")] = "int8,int8-nosent,fp32,torch",
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds of the embedding engines side by side.")] = 2,
 ) -> None:
-    """Benchmark ingest, search, ask, cold start, the UI, memory and scaling; writes JSON, Markdown and charts."""
+    """Benchmark ingest (embedding variants side by side), search, ask, cold start, the UI, memory and scaling."""
     from eval.bench import BenchConfig, run_bench
     from eval.bench_report import targets, write_report
 
@@ -439,8 +443,15 @@ def bench(
         raise UserError(f"--sizes takes comma-separated numbers, not {sizes!r}") from None
     if not data.exists():
         raise UserError(f"no such file or folder: {data}")
+    if beir is not None and not (beir / "corpus.jsonl").exists():
+        raise UserError(f"{beir} is not a BEIR folder: no corpus.jsonl")
+    variants = [v.strip() for v in beir_variants.split(",") if v.strip()]
+    for v in variants:
+        if v.partition("-")[0] not in ("int8", "fp32", "torch") or v.partition("-")[2] not in ("", "nosent"):
+            raise UserError(f"unknown variant {v!r} in --beir-variants: int8, fp32 or torch, optionally with -nosent")
     cfg = BenchConfig(data=data.resolve(), sizes=size_list, queries=queries, cold_reps=reps,
-                      ui=not no_ui, llm=not no_llm, work=work)
+                      ui=not no_ui, llm=not no_llm, work=work, rounds=rounds,
+                      beir=beir.resolve() if beir else None, beir_variants=variants)
     result = run_bench(cfg, log=lambda msg: typer.echo(f"[bench] {msg}", err=True))
     folder = write_report(result, out)
     for t in targets(result):

@@ -1,14 +1,18 @@
 """Performance benchmark (``assistant bench``): speed and memory of every user-facing path, in one run.
 
 Measures, against the bundled library ingested into a temporary home:
-ingest throughput next to the raw encoder's on the same chunks, re-ingest of
-the unchanged library, warm search and ask latency (extractive, and an LLM
+the embedding engines side by side on the same chunks (torch fp32, ONNX fp32,
+ONNX int8) and the ingest pipeline with each, whole-process ingest against a
+bare torch encoder, re-ingest of the unchanged library (eval/bench_ingest.py),
+warm search and ask latency (extractive, and an LLM
 backend against an instant local server so only the pipeline's own time is
 left), cold start of ``assistant search`` / ``assistant ask`` as whole
 processes, the chat page's time until it answers, and peak memory. Then it
 grows a synthetic library (eval/synthetic.py) through the given sizes and
 measures search latency, BM25 build time and memory at each, each in a fresh
-process so one size's memory does not leak into the next. Results go to
+process so one size's memory does not leak into the next. Given a BEIR folder
+(``--beir eval/datasets/scifact``), each variant ingests its corpus end to end
+and is scored, and an ingest killed half-way is resumed. Results go to
 ``report.json``, ``report.md`` and PNG charts (eval/bench_report.py).
 
 Timings are wall-clock on whatever else the machine is doing: the report
@@ -28,8 +32,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from eval.bench_common import (
     MODES,
     ROOT,
@@ -46,6 +48,7 @@ from eval.bench_common import (
     stop_process,
     timed_process,
 )
+from eval.bench_ingest import measure_beir, measure_resume, measure_variants
 from eval.bench_scaling import measure_scaling
 
 
@@ -57,76 +60,16 @@ class BenchConfig:
     cold_reps: int = 3
     ui: bool = True
     llm: bool = True
-    gpu: bool = True  # measured only when torch sees a CUDA device
+    gpu: bool = True  # measured only when a CUDA device is visible
     seed: int = 0
     work: Path | None = None  # keep homes here (a synthetic library found there is grown, not rebuilt)
+    rounds: int = 2  # interleaved rounds of the engines side by side
+    beir: Path | None = None  # a BEIR folder (SciFact): each variant ingests it end to end and is scored
+    beir_variants: list[str] = field(default_factory=lambda: ["int8", "int8-nosent", "fp32", "torch"])
+    resume: bool = True  # with beir: an ingest of 1,000 of its abstracts killed half-way, then resumed
 
 
 # -- the measurements ------------------------------------------------------------------
-
-
-def measure_ingest(cfg: BenchConfig, home: Path, log: Callable[[str], None]) -> tuple[dict, dict]:
-    """Ingest the bundled library into ``home`` (pipeline vs raw encoder), then re-ingest it unchanged.
-
-    Returns the section and what the later steps need (papers, chunks, vectors, embedder).
-    """
-    from assistant.app import App
-    from assistant.library.embeddings import LocalEmbedder
-    from eval.synthetic import read_bundled
-    from ingest.chunking import make_chunker
-
-    app = App(bench_settings(home))
-    embedder = app.embedder
-    log("loading the embedding model (exports it to ONNX on first use)")
-    started = time.perf_counter()
-    engine = embedder.active_engine if hasattr(embedder, "active_engine") else "torch"
-    embedder.embed(["warm-up"])
-    model_load_s = time.perf_counter() - started
-
-    papers = read_bundled([cfg.data])
-    max_tokens = min(app.settings.chunk_tokens, embedder.max_tokens)
-    chunk = make_chunker(app.settings.chunker, embedder)
-    chunks = [chunk(p, max_tokens=max_tokens) for p in papers]
-    texts = [c.embed_text for cs in chunks for c in cs]
-
-    def raw(enc) -> tuple[float, np.ndarray]:
-        t0 = time.perf_counter()
-        vectors = enc.embed(texts)
-        return time.perf_counter() - t0, vectors
-
-    # Raw encoder before and after the ingest: on a shared machine the load drifts.
-    log(f"raw encoder ({engine}) on {len(texts)} chunks")
-    raw_before, vectors = raw(embedder)
-    log("ingest")
-    report = app.ingest([cfg.data])
-    log("raw encoder again, then re-ingest")
-    raw_after, _ = raw(embedder)
-    reingest = app.ingest([cfg.data])
-    raw_s = (raw_before + raw_after) / 2
-    section = {
-        "papers": report.papers,
-        "chunks": report.chunks_embedded,
-        "engine": engine,
-        "model_load_seconds": model_load_s,
-        "pipeline_seconds": report.seconds,
-        "pipeline_embed_seconds": report.embed_seconds,
-        "pipeline_chunks_per_s": report.chunks_embedded / report.seconds if report.seconds else 0.0,
-        "raw_seconds": [raw_before, raw_after],
-        "raw_chunks_per_s": len(texts) / raw_s if raw_s else 0.0,
-        "reingest_seconds": reingest.seconds,
-        "reingest_unchanged": reingest.unchanged,
-    }
-    section["pipeline_vs_raw"] = section["pipeline_chunks_per_s"] / section["raw_chunks_per_s"] if raw_s else 0.0
-    if engine == "onnx":
-        log("raw encoder (sentence-transformers on torch), for comparison")
-        torch_enc = LocalEmbedder(engine="torch")
-        torch_enc.embed(["warm-up"])
-        seconds, torch_vectors = raw(torch_enc)
-        section["torch_raw_chunks_per_s"] = len(texts) / seconds
-        cos = np.sum(vectors * torch_vectors, axis=1)
-        section["onnx_vs_torch_min_cosine"] = float(cos.min())
-        del torch_enc
-    return section, {"app": app, "papers": papers, "chunks": chunks, "vectors": vectors, "embedder": embedder}
 
 
 def measure_warm(cfg: BenchConfig, app, home: Path, log: Callable[[str], None]) -> dict:
@@ -245,30 +188,28 @@ def measure_ui(cfg: BenchConfig, home: Path, log: Callable[[str], None], timeout
             "answered": bool(first.get("answer")), "declined": bool(first.get("declined")), "peak_rss_mb": peak}
 
 
-def measure_gpu(base_texts: list[str], log: Callable[[str], None], papers: int = 100_000) -> dict:
-    """Embedding throughput on a CUDA GPU and the time to embed ``papers`` synthetic papers' chunks."""
-    try:
-        import torch
-    except ImportError:
-        return {"available": False}
-    if not torch.cuda.is_available():
-        return {"available": False}
-    from assistant.library.embeddings import LocalEmbedder
+def measure_gpu(base_texts: list[str], models: Path, log: Callable[[str], None], papers: int = 100_000) -> dict:
+    """Bulk embedding (ingest) on a visible CUDA device, fp32: throughput, and the time to embed ``papers`` papers' chunks."""
+    from assistant.library.embeddings import LocalEmbedder, cuda_visible
 
-    log(f"GPU: {torch.cuda.get_device_name(0)}")
-    enc = LocalEmbedder(batch_size=256, device="cuda", engine="torch")
-    enc.embed(base_texts[:256])
+    if not cuda_visible():
+        return {"available": False}
+    enc = LocalEmbedder(batch_size=256, cache_dir=models, engine="auto", device="auto")
+    device, engine = enc.bulk
+    if device != "cuda":
+        return {"available": False, "note": "a CUDA device is visible, but neither onnxruntime-gpu nor a CUDA torch is installed"}
+    kind = "onnxruntime CUDA" if hasattr(engine, "run") else "torch CUDA"
+    log(f"GPU: fp32 on {kind}")
+    enc.embed_bulk(base_texts[:256])
     t0 = time.perf_counter()
-    enc.embed(base_texts)
+    enc.embed_bulk(base_texts)
     cps = len(base_texts) / (time.perf_counter() - t0)
     texts = [base_texts[i % len(base_texts)] + f" ({i})" for i in range(2 * papers)]  # ~2 chunks per paper
     log(f"GPU: embedding {len(texts):,} chunks ({papers:,} papers)")
-    torch.cuda.synchronize()
     t0 = time.perf_counter()
-    enc.embed(texts)
-    torch.cuda.synchronize()
+    enc.embed_bulk(texts)  # returns numpy: the device has finished
     seconds = time.perf_counter() - t0
-    return {"available": True, "device": torch.cuda.get_device_name(0), "chunks_per_s_bundled": cps,
+    return {"available": True, "device": kind, "chunks_per_s_bundled": cps,
             "papers": papers, "chunks": len(texts), "seconds": seconds, "chunks_per_s": len(texts) / seconds}
 
 
@@ -302,7 +243,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
             return None
 
     try:
-        got = step("ingest", measure_ingest, cfg, home, log)
+        got = step("ingest", measure_variants, cfg, home, log)
         ctx = None
         if got:
             result["ingest"], ctx = got
@@ -319,7 +260,11 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
                 "Gaussian noise (std 0.01 per dimension), not model output (eval/synthetic.py).")
         if cfg.gpu and ctx:
             texts = [c.embed_text for cs in ctx["chunks"] for c in cs]
-            result["gpu"] = step("gpu", measure_gpu, texts, log)
+            result["gpu"] = step("gpu", measure_gpu, texts, home / "models", log)
+        if cfg.beir:
+            result["beir"] = step("beir", measure_beir, cfg, work, log)
+            if cfg.resume:
+                result["resume"] = step("resume", measure_resume, cfg, work, log)
     finally:
         if not cfg.work:
             shutil.rmtree(work, ignore_errors=True)

@@ -11,6 +11,7 @@ import pytest
 from assistant.core.types import Paper
 from eval.synthetic import BasePaper, read_bundled, synthetic_items
 from tests.conftest import FIXTURES
+from tests.eval.test_beir import scifact_slice  # noqa: F401  (the fixture: a 60-document SciFact slice)
 
 
 def _base(n: int = 5, dim: int = 8) -> list[BasePaper]:
@@ -56,7 +57,7 @@ def test_synthetic__vectors_stay_near_their_source_papers():
 
 
 @pytest.mark.slow
-def test_bench__tiny_run_writes_json_markdown_and_charts(tmp_path):
+def test_bench__tiny_run_writes_json_markdown_and_charts(tmp_path, scifact_slice):  # noqa: F811
     from eval.bench import BenchConfig, run_bench
     from eval.bench_report import write_report
 
@@ -65,7 +66,7 @@ def test_bench__tiny_run_writes_json_markdown_and_charts(tmp_path):
     for name in ("daily_papers.txt", "papers.jsonl"):
         shutil.copy(FIXTURES / name, data / name)
     cfg = BenchConfig(data=data, sizes=[200], queries=3, cold_reps=1, ui=True, llm=True, gpu=False,
-                      work=tmp_path / "work")
+                      work=tmp_path / "work", beir=scifact_slice, beir_variants=["int8"])
     folder = write_report(run_bench(cfg), tmp_path / "report")
 
     for name in ("report.json", "report.md", "latency_vs_size.png", "memory_vs_size.png",
@@ -76,10 +77,14 @@ def test_bench__tiny_run_writes_json_markdown_and_charts(tmp_path):
 
     ingest = report["ingest"]
     papers = len(read_bundled([data]))  # the two fixture files share a paper
-    assert ingest["papers"] == papers and ingest["chunks"] >= papers
-    assert ingest["engine"] == "onnx" and ingest["onnx_vs_torch_min_cosine"] > 0.9999
-    assert ingest["pipeline_chunks_per_s"] > 0 and ingest["raw_chunks_per_s"] > 0
-    assert ingest["reingest_unchanged"] == papers
+    assert ingest["papers"] == papers and ingest["chunks"] >= papers and ingest["sentences"] > papers
+    assert set(ingest["encoders"]) == set(ingest["pipelines"]) == {"torch-fp32", "onnx-fp32", "onnx-int8"}
+    assert ingest["min_cosine_to_torch"]["onnx-fp32"] > 0.9999 and ingest["min_cosine_to_torch"]["onnx-int8"] > 0.98
+    for engine, pipeline in ingest["pipelines"].items():
+        assert pipeline["chunks"] == ingest["chunks"] and pipeline["chunks_per_s"] > 0, engine
+        assert pipeline["sentences"] == (0 if engine == "torch-fp32" else ingest["sentences"]), engine
+    assert ingest["int8_vs_torch"] > 0 and ingest["reingest_unchanged"] == papers
+    assert len(ingest["process"]["seconds"]["ingest"]) == 2 and ingest["process"]["vs_bare_torch"] > 0
 
     warm = report["warm"]
     for mode in ("dense", "bm25", "hybrid"):
@@ -98,6 +103,12 @@ def test_bench__tiny_run_writes_json_markdown_and_charts(tmp_path):
     assert row["papers"] == 200 and row["chunks"] >= 200
     assert row["build"]["papers"] == 200 and row["build"]["bm25_seconds"] > 0
     assert row["search"]["latency"]["hybrid"]["n"] == 3 and row["search"]["peak_rss_mb"] > 0
-    assert {t["target"] for t in report["targets"]} >= {"ingest_vs_raw", "hybrid_p50_ms_100k", "ask_cold_s"}
+    assert {t["target"] for t in report["targets"]} >= {"int8_vs_torch", "ingest_vs_bare_torch", "hybrid_p50_ms_100k", "ask_cold_s"}
+    [int8] = report["beir"]["variants"].values()
+    assert int8["papers"] == 60 and int8["sentences"] > int8["chunks"] >= 60
+    assert int8["ndcg10"] > 0.6 and 0 < int8["peak_rss_mb"] < 4000 and int8["end_to_end_seconds"] > 0
+    resume = report["resume"]
+    assert resume["chunks"] >= 60 and 0 <= resume["rerun_share"] <= 1
     md = (folder / "report.md").read_text()
-    assert "## Targets" in md and "## Scaling" in md and "Load average" in md
+    assert "## Targets" in md and "## Scaling" in md and "Load average" in md and "| onnx-int8 |" in md
+    assert "## scifact: each variant" in md and "## Resume after a kill" in md
