@@ -127,7 +127,13 @@ class App:
                 progress=progress,
                 on_progress=on_progress,
                 sentences=self.settings.sentence_vectors,
+                pdf_dir=self.pdf_dir,
             )
+
+    @property
+    def pdf_dir(self) -> Path:
+        """Where ingested PDFs are kept (named by the hash of their bytes); the chat page serves only this folder."""
+        return self.settings.home / "pdfs"
 
     @cached_property
     def bank(self):

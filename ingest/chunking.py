@@ -14,6 +14,10 @@ only where a sentence does not fit: the splitter fills the rest of the chunk
 with its clauses, the packer starts a new chunk and cuts at words. On SciFact
 they chunk 12 of 5,183 abstracts differently and score the same (eval/RESULTS.md,
 "Chunking with llama-index's SentenceSplitter").
+
+A full-text paper (a PDF) is chunked as its abstract, then its body: blocks
+packed per page, section and kind, never across pages (``chunk_body``), so each
+body chunk has one page to cite.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Callable
 
 from assistant.core.errors import UserError
 from assistant.core.text import split_sentences
-from assistant.core.types import Chunk, Paper, chunk_id
+from assistant.core.types import Chunk, Paper, Passage, chunk_id
 
 CHUNKERS = ("llama-index", "sentences")
 DEFAULT_CHUNKER = "llama-index"
@@ -140,12 +144,77 @@ def chunk_paper_llama_index(
     return _chunks(paper, splitter.split_text(text) if text else [])
 
 
+# Body passages are cut smaller than abstracts: all-MiniLM-L6-v2 was trained on texts of up to 128 tokens, and
+# a passage is what an answer cites by page, so it should hold a few sentences rather than a whole column.
+BODY_TARGET_TOKENS = 128
+
+
+def chunk_body(paper: Paper, count_tokens: Callable[[str], int], pieces: Callable[[str], list[str]],
+               max_tokens: int = 256, start: int = 0) -> list[Chunk]:
+    """The body of a full-text paper as chunks that never span two pages, each with its page, section and kind.
+
+    Consecutive blocks of one page, section and kind are packed while they fit ``BODY_TARGET_TOKENS`` (title
+    included); a longer block is cut by ``pieces`` (the chosen chunker's own packing of sentences).
+    Indexes continue from ``start`` (after the abstract's chunks).
+    """
+    budget, specials = _budget(paper, count_tokens, max_tokens, BODY_TARGET_TOKENS)
+    out: list[tuple[Passage, str]] = []
+    current: list[str] = []
+    used, key, head = 0, None, None
+
+    def flush() -> None:
+        nonlocal current, used
+        if current:
+            out.append((head, " ".join(current)))
+        current, used = [], 0
+
+    for block in paper.body:
+        text = re.sub(r"\s+", " ", block.text).strip()
+        if not text:
+            continue
+        n = count_tokens(text) - specials
+        if (block.page, block.section, block.kind) != key or used + n > budget:
+            flush()
+            key, head = (block.page, block.section, block.kind), block
+        if n > budget:
+            out += [(block, piece) for piece in pieces(text) if piece.strip()]
+            key = None
+            continue
+        current.append(text)
+        used += n
+    flush()
+    return [
+        Chunk(chunk_id=chunk_id(paper.paper_id, start + i), paper_id=paper.paper_id, index=start + i, text=t,
+              title=paper.title, page=b.page, section=b.section, kind=b.kind)
+        for i, (b, t) in enumerate(out)
+    ]
+
+
 def make_chunker(name: str, embedder) -> Callable[..., list[Chunk]]:
-    """``chunker(paper, max_tokens=...)`` for the named chunker, counting with ``embedder``'s tokenizer."""
+    """``chunker(paper, max_tokens=...)`` for the named chunker, counting with ``embedder``'s tokenizer.
+
+    A full-text paper's abstract is chunked as any abstract, then its body (``chunk_body``)."""
     if name == "sentences":
-        return lambda paper, **kw: chunk_paper(paper, embedder.count_tokens, **kw)
-    if name == "llama-index":
+        def one(paper, **kw):
+            return chunk_paper(paper, embedder.count_tokens, **kw)
+    elif name == "llama-index":
         tokenizer = getattr(embedder, "tokenizer", None)  # a `tokenizers` Tokenizer for the local model
         tokenize = (lambda text: tokenizer.encode(text, add_special_tokens=False).ids) if tokenizer is not None else None
-        return lambda paper, **kw: chunk_paper_llama_index(paper, embedder.count_tokens, tokenize=tokenize, **kw)
-    raise UserError(f"unknown chunker {name!r}: choose one of {', '.join(CHUNKERS)}")
+
+        def one(paper, **kw):
+            return chunk_paper_llama_index(paper, embedder.count_tokens, tokenize=tokenize, **kw)
+    else:
+        raise UserError(f"unknown chunker {name!r}: choose one of {', '.join(CHUNKERS)}")
+
+    def chunker(paper: Paper, max_tokens: int = 256, **kw) -> list[Chunk]:
+        if not paper.body:
+            return one(paper, max_tokens=max_tokens, **kw)
+        chunks = one(paper, max_tokens=max_tokens, **kw) if paper.abstract.strip() else []
+
+        def pieces(text: str) -> list[str]:
+            piece_paper = Paper(paper_id=paper.paper_id, title=paper.title, abstract=text)
+            return [c.text for c in one(piece_paper, max_tokens=max_tokens, target_tokens=BODY_TARGET_TOKENS)]
+
+        return chunks + chunk_body(paper, embedder.count_tokens, pieces, max_tokens, start=len(chunks))
+
+    return chunker

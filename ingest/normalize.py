@@ -2,7 +2,9 @@
 
 Every reader passes titles and abstracts through `normalize_text` and sets
 `Paper.paper_id` with `paper_id_for`, so the same paper read from two files (or
-two formats) gets the same id and `dedupe` can store it once.
+two formats) gets the same id and `dedupe` can store it once. A PDF and an
+abstract-dump entry of the same paper (same arXiv id or DOI, or the same
+normalised title) merge into one paper, the full text winning.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import replace
 
 from assistant.core.types import Paper
 
@@ -67,24 +70,39 @@ def canonical_arxiv_id(s: str | None) -> str:
     return m.group("id")
 
 
-def paper_id_for(title: str, arxiv_id: str | None = None) -> str:
-    """Stable id: the arXiv id when known, else `t-` + 16 hex of sha1(normalised title)."""
+_ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.IGNORECASE)
+
+
+def canonical_doi(s: str | None) -> str:
+    """A DOI as ids use it: lower-case, without a resolver prefix ("10.1186/s12915-024-01918-w"), or ""."""
+    doi = re.sub(r"^(?:https?://)?(?:dx\.)?doi\.org/|^doi:\s*", "", (s or "").strip(), flags=re.IGNORECASE).lower()
+    return doi if re.match(r"^10\.\d{4,9}/\S+$", doi) else ""
+
+
+def paper_id_for(title: str, arxiv_id: str | None = None, doi: str | None = None) -> str:
+    """Stable id: the arXiv id when known (an arXiv DOI gives it too), else the DOI (lower-case, "#" escaped:
+    ids use "#" for chunks), else `t-` + 16 hex of sha1(normalised title)."""
     canonical = canonical_arxiv_id(arxiv_id)
+    doi = canonical_doi(doi)
+    if not canonical and doi and (m := _ARXIV_DOI.match(doi)):
+        canonical = canonical_arxiv_id(m.group(1))
     if canonical:
         return canonical
+    if doi:
+        return doi.replace("#", "%23")
     digest = hashlib.sha1(normalize_title(title).encode("utf-8")).hexdigest()
     return "t-" + digest[:16]
 
 
 def _merge(records: list[Paper]) -> Paper:
-    """One paper from several records of it: the richest, gaps filled from the rest."""
+    """One paper from several records of it: the richest (a full text first), gaps filled from the rest."""
     # max() keeps the first of equals, so ties go to the record seen first.
     best = max(records, key=lambda p: p.richness())
-    merged = Paper(**best.to_dict())
+    merged = replace(best, authors=list(best.authors), categories=list(best.categories))
     for other in records:
         if other is best:
             continue
-        for name in ("authors", "date", "url", "categories", "arxiv_id", "abstract"):
+        for name in ("authors", "date", "url", "categories", "arxiv_id", "abstract", "doi"):
             if not getattr(merged, name) and getattr(other, name):
                 setattr(merged, name, getattr(other, name))
     if merged.arxiv_id:

@@ -25,12 +25,14 @@ from typing import Callable, Iterable
 
 from assistant.core.errors import UserError
 from assistant.core.types import Paper, Skipped
-from ingest.chunking import DEFAULT_CHUNKER, make_chunker
+from ingest.chunking import BODY_TARGET_TOKENS, DEFAULT_CHUNKER, make_chunker
+from ingest.fulltext import FullTextIndex, store_pdf
 from ingest.normalize import dedupe
 from ingest.readers import read_path
+from ingest.readers.pdf import file_hash, is_pdf
 from ingest.sentences import sentence_texts
 
-INPUT_SUFFIXES = {".txt", ".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".bib", ".bibtex"}
+INPUT_SUFFIXES = {".txt", ".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".bib", ".bibtex", ".pdf"}
 # Chunks per commit: a kill loses at most this group (about a second of work on 2 cores with int8);
 # smaller groups would spend more of the time in Chroma's per-call overhead.
 GROUP_CHUNKS = 64
@@ -54,6 +56,11 @@ class IngestReport:
     skipped: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0  # chunks and sentences
+    read_seconds: float = 0.0  # reading the files (PDF text extraction included)
+    unchanged_files: int = 0  # PDFs stored before byte for byte: not read, counted unchanged
+    enriched: int = 0  # abstract entries of stored full-text papers: their gaps filled, nothing embedded
+    pdf_files: int = 0  # PDFs read (an unchanged PDF is recognised by its bytes and not read)
+    pdf_pages: int = 0
 
     @property
     def ok(self) -> bool:
@@ -72,6 +79,8 @@ class IngestReport:
             f"unique papers: {self.papers} (duplicates merged: {self.duplicates})",
             f"new: {self.new}, updated: {self.updated}, unchanged: {self.unchanged}",
             f"chunks embedded: {self.chunks_embedded}",
+        ] + ([f"PDFs read: {self.pdf_files} ({self.pdf_pages} pages, {self.read_seconds:.1f} s)"] if self.pdf_files else []) + [
+
             f"sentence vectors stored: {self.sentences_embedded}",
             f"skipped: {len(self.skipped)}",
         ]
@@ -91,7 +100,7 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
                 if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
-                missing.append(Skipped(str(path), None, "folder holds no .txt, .json, .jsonl, .csv or .bib files"))
+                missing.append(Skipped(str(path), None, "folder holds no .txt, .json, .jsonl, .csv, .bib or .pdf files"))
             files.extend(found)
         elif path.exists():
             files.append(path)
@@ -104,6 +113,8 @@ def content_hash(paper: Paper, embedder_name: str, chunk_tokens: int, chunker: s
     # "sentences" adds nothing to the key: libraries written before the chunker was a choice were chunked
     # by it, so their hashes still say so, and another chunker re-chunks (and re-embeds) them once.
     parts = [paper.title, paper.abstract, embedder_name, str(chunk_tokens)] + ([chunker] if chunker != "sentences" else [])
+    if paper.file_hash:  # a full text: the file's bytes and how its body is cut
+        parts += [paper.file_hash, f"body{BODY_TARGET_TOKENS}"]
     key = "\x1f".join(parts)
     return hashlib.sha1(key.encode()).hexdigest()
 
@@ -135,25 +146,51 @@ def ingest(
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     sentences: bool = True,
+    pdf_dir: Path | None = None,
 ) -> IngestReport:
     """Ingest files into ``library`` (a store.Library) with ``embedder``; returns the report.
 
     ``chunker`` names one of ``ingest.chunking.CHUNKERS``; changing it re-chunks and re-embeds every paper.
     ``on_progress(chunks done, chunks in all)`` is called after each commit (the total is estimated
     from the papers chunked so far until the last group). ``sentences``: store sentence vectors.
+    ``pdf_dir``: where PDFs are kept for the chat page to open (by the hash of their bytes); None leaves
+    them where they are and records their path.
+
+    PDFs are full texts: a PDF already stored byte for byte (with the same chunking) is not read again; a PDF
+    and an abstract-dump entry of the same paper (same arXiv id or DOI, or the same normalised title), in
+    this ingest or stored before, are one paper, the full text winning and the entry filling its gaps.
     """
     started = time.perf_counter()
     report = IngestReport()
     files, missing = expand_paths(paths)
     report.skipped.extend(missing)
+    stored = FullTextIndex(library, lambda p: content_hash(p, embedder.name, chunk_tokens, chunker))
     papers: list[Paper] = []
+    known: set[str] = set()  # stored papers whose PDF was found unchanged
     for path in files:
-        result = read_path(path, fmt)
         report.files.append(str(path))
+        if fmt in (None, "pdf") and path.is_file() and is_pdf(path) and (pid := stored.unchanged_file(file_hash(path))):
+            report.entries += 1
+            report.duplicates += pid in known
+            known.add(pid)
+            continue
+        t0 = time.perf_counter()
+        result = read_path(path, fmt)
+        report.read_seconds += time.perf_counter() - t0
         report.entries += result.entries
         report.skipped.extend(result.skipped)
+        for paper in result.papers:
+            if paper.has_full_text:
+                report.pdf_files += 1
+                report.pdf_pages += paper.pages
+                paper.pdf = store_pdf(path, paper.file_hash, pdf_dir)
         papers.extend(result.papers)
-    unique, report.duplicates = dedupe(papers)
+    unique, duplicates = dedupe(papers)
+    report.duplicates += duplicates
+    report.unchanged_files = len(known)
+    unique, report.enriched = stored.resolve(unique)
+    report.unchanged += report.unchanged_files + report.enriched
+    report.papers = report.unchanged_files + report.enriched  # ingest_papers adds the papers it is handed
     return ingest_papers(
         unique, library, embedder, chunk_tokens=chunk_tokens, chunker=chunker, lock_dir=lock_dir,
         progress=progress, on_progress=on_progress, report=report, started=started, sentences=sentences,
@@ -183,7 +220,7 @@ def ingest_papers(
     report = report or IngestReport()
     chunk = make_chunker(chunker, embedder)  # an unknown name fails here, before anything is written
     unique = list(papers)
-    report.papers = len(unique)
+    report.papers += len(unique)
     if not unique:
         report.seconds = time.perf_counter() - started
         return report

@@ -6,7 +6,7 @@ retrieval and answering can all speak in these terms.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 # The one phrase used to decline, shared by prompts, code and tests.
 DECLINE_PHRASE = "The indexed papers do not answer this."
@@ -25,11 +25,43 @@ class Paper:
     categories: list[str] = field(default_factory=list)
     arxiv_id: str = ""
     source: str = ""  # file (and line) the paper was read from
+    # Full text (a PDF): the DOI, the stored copy of the file that the page serves, its page count, the sha1 of
+    # its bytes (an unchanged file is not read again), its reference list (kept on the record, never chunked).
+    doi: str = ""
+    pdf: str = ""
+    pages: int = 0
+    file_hash: str = ""
+    references: list[str] = field(default_factory=list)
+    # The body as read, page by page: chunked at ingest and stored only as chunks, never on the paper record.
+    body: list["Passage"] = field(default_factory=list, repr=False)
 
-    def richness(self) -> tuple[int, int]:
-        """How much this record knows; used to keep the richest of duplicates."""
+    @property
+    def has_full_text(self) -> bool:
+        return self.pages > 0
+
+    def richness(self) -> tuple[int, int, int]:
+        """How much this record knows; used to keep the richest of duplicates (a full text beats any abstract)."""
         filled = sum(bool(v) for v in (self.authors, self.date, self.url, self.categories, self.arxiv_id))
-        return (filled, len(self.abstract))
+        return (int(self.has_full_text), filled, len(self.abstract))
+
+    def to_dict(self) -> dict:
+        """The record as JSON: everything but the body (which lives in the chunks)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "body"}
+
+
+def _plain(value):
+    return list(value) if isinstance(value, list) else value
+
+
+@dataclass
+class Passage:
+    """A block of a paper's body: its 1-based page, section heading ("Results > …"), kind ("text" or
+    "caption") and text. Retrieval returns a paper's best passages; answers cite them by page."""
+
+    page: int
+    section: str
+    text: str
+    kind: str = "text"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,8 +105,11 @@ class Chunk:
     chunk_id: str
     paper_id: str
     index: int
-    text: str  # the abstract sentences in this chunk
+    text: str  # the abstract sentences in this chunk, or a passage of the body
     title: str
+    page: int | None = None  # body chunks: the page (a chunk never spans two pages), section and kind
+    section: str = ""
+    kind: str = ""
 
     @property
     def embed_text(self) -> str:
@@ -98,6 +133,11 @@ class Hit:
     date: str = ""
     url: str = ""
     source: str = ""  # the file the paper was read from
+    # Full-text papers: the best passages for the query, best first ({chunk_id, page, section, kind, text, score,
+    # dense}), and the stored PDF with its page count.
+    passages: list[dict] = field(default_factory=list)
+    pdf: str = ""
+    pages: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +156,9 @@ class Source:
     authors: list[str] = field(default_factory=list)
     date: str = ""
     url: str = ""
+    passages: list[dict] = field(default_factory=list)  # full text: the retrieved passages ({page, section, kind, text})
+    pdf: str = ""  # the stored PDF the page serves, for full-text papers
+    pages: int = 0
 
 
 @dataclass
@@ -126,7 +169,10 @@ class Answer:
     sources do not give) or "decline" (``declined`` is True and
     ``decline_reason`` says why). Each citation is ``{n, paper_id, title,
     supported, support, evidence}``: ``evidence`` is the source sentence the
-    verifier aligned the citing sentence(s) to, ``support`` its score in [0, 1].
+    verifier aligned the citing sentence(s) to, ``support`` its score in [0, 1]. For a full-text paper a
+    citation also carries ``page`` and ``section`` (where ``evidence`` is in the PDF; None and "" for an
+    abstract) and ``passages``: every evidence sentence the answer's claims citing it rest on, best first
+    (``{evidence, page, section, support}``); the answer's marks then read ``[n, p. N]``.
     """
 
     question: str

@@ -1,8 +1,9 @@
 """BM25 over a library's papers or chunks (bm25s, English stemming and stopwords), cached on disk.
 
 Two units: ``paper`` (default) indexes each paper's title twice plus its
-abstract as one document, one row per paper; ``chunk`` indexes the stored
-chunks (title prefixed). On SciFact train the paper unit with the title
+abstract as one document, one row per paper, and each passage of a full-text
+paper's body as a row of its own; ``chunk`` indexes the stored chunks (title
+prefixed). On SciFact train the paper unit with the title
 repeated fused best with the dense signal (eval/RESULTS.md): a claim's key
 terms are often in the title, and a whole abstract is the unit that is judged.
 
@@ -70,7 +71,7 @@ class BM25Index:
         self.model = model
         self.chunk_ids = chunk_ids
         self.paper_ids = paper_ids
-        self.rows_are_papers = chunk_ids == paper_ids  # the paper unit: row id = paper id
+        self.rows_are_papers = chunk_ids == paper_ids  # one row per paper, row id = paper id (no full texts)
         # Each paper's chunk count, read from the store with the rows and cached with
         # them (per revision), so search can fetch a paper's chunks by id.
         self.chunk_counts = chunk_counts or {}
@@ -96,6 +97,33 @@ class BM25Index:
         k = min(k, len(self.chunk_ids))
         rows, scores = self.model.retrieve([tokens], k=k, show_progress=False, n_threads=1)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    def row_scores(self, query: str, row_ids: list[str]) -> dict[str, float]:
+        """The BM25 score of each named row for ``query`` (0 for a row that does not match or is not indexed)."""
+        if not row_ids or not self.chunk_ids:
+            return {}
+        if getattr(self, "_row_of", None) is None:
+            self._row_of = {rid: i for i, rid in enumerate(self.chunk_ids)}
+        tokens = [t for t in tokenize([query])[0] if t in self.model.vocab_dict]
+        if not tokens:
+            return dict.fromkeys(row_ids, 0.0)
+        scores = self.model.get_scores(tokens)
+        return {rid: float(scores[self._row_of[rid]]) if rid in self._row_of else 0.0 for rid in row_ids}
+
+    def paper_document_frequency(self):
+        """(number of papers, per-token count of distinct papers holding it) — one paper with many rows (a full
+        text's passages) counts once, so a word all over one PDF is still a rare word of the library."""
+        import numpy as np
+
+        scores = getattr(self.model, "scores", None) or {}
+        if "indptr" not in scores or "indices" not in scores:
+            return None
+        indptr, indices = np.asarray(scores["indptr"]), np.asarray(scores["indices"])
+        paper_index = {pid: i for i, pid in enumerate(dict.fromkeys(self.paper_ids))}
+        row_paper = np.asarray([paper_index[pid] for pid in self.paper_ids], dtype=np.int64)
+        tokens = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        pairs = np.unique(tokens * len(paper_index) + row_paper[indices])
+        return len(paper_index), np.bincount(pairs // len(paper_index), minlength=len(indptr) - 1)
 
     def save(self, folder: Path) -> None:
         """Write the index to ``folder`` as a whole: a reader never sees it half-written.
@@ -135,11 +163,18 @@ def paper_text(paper) -> str:
 
 
 def rows_for(library, unit: str) -> list[tuple[str, str, str]]:
-    """(row id, paper_id, text) for the unit: chunk rows, or one row per paper (row id = paper id)."""
+    """(row id, paper_id, text) for the unit: chunk rows, or one row per paper (row id = paper id).
+
+    At the paper unit a full-text paper also has one row per passage of its body (row id = chunk id, the
+    title prefixed): its paper row holds only the title and abstract, a whole body in one row would drown
+    every term in its length, and the passage rows are what answering ranks the paper's passages by.
+    """
     if unit == "chunk":
         return list(library.iter_chunks())
     if unit == "paper":
-        return [(p.paper_id, p.paper_id, paper_text(p)) for p in library.iter_papers()]
+        papers = [(p.paper_id, p.paper_id, paper_text(p)) for p in library.iter_papers()]
+        iter_passages = getattr(library, "iter_passages", None)
+        return papers + (list(iter_passages()) if iter_passages else [])
     raise UserError(f"unknown BM25 unit {unit!r}: choose one of {', '.join(UNITS)}")
 
 

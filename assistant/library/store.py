@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -125,9 +126,17 @@ def _guarded(fn):
     return call
 
 
+def _full_text(paper: Paper) -> dict:
+    """A full-text paper's record fields (absent from abstract-only records, which stay as they were)."""
+    if not paper.has_full_text:
+        return {"doi": paper.doi} if paper.doi else {}
+    return {"doi": paper.doi, "pdf": paper.pdf, "pages": paper.pages, "file_hash": paper.file_hash,
+            "references": json.dumps(paper.references, ensure_ascii=False)}
+
+
 def _flat(paper: Paper, content_hash: str, n_chunks: int, n_sentences: int | None = None) -> dict:
-    # Chroma metadata must be flat scalars: lists are joined.
-    return ({"sentences": n_sentences} if n_sentences is not None else {}) | {
+    # Chroma metadata must be flat scalars: lists are joined (the reference list is JSON).
+    return ({"sentences": n_sentences} if n_sentences is not None else {}) | _full_text(paper) | {
         "chunks": n_chunks,  # its chunks are types.chunk_id(paper_id, 0..n-1): search fetches them by id
         "kind": "paper",
         "title": paper.title,
@@ -152,7 +161,27 @@ def _paper_from(pid: str, abstract: str, meta: dict) -> Paper:
         categories=(meta.get("categories") or "").split(),
         arxiv_id=meta.get("arxiv_id", ""),
         source=meta.get("source", ""),
+        doi=meta.get("doi", ""),
+        pdf=meta.get("pdf", ""),
+        pages=int(meta.get("pages") or 0),
+        file_hash=meta.get("file_hash", ""),
+        references=_json_list(meta.get("references")),
     )
+
+
+def _json_list(value) -> list[str]:
+    try:
+        out = json.loads(value) if value else []
+    except ValueError:
+        return []
+    return [str(v) for v in out] if isinstance(out, list) else []
+
+
+def _chunk_meta(paper: Paper, chunk: Chunk) -> dict:
+    meta = {"paper_id": paper.paper_id, "index": chunk.index, "title": paper.title}
+    if chunk.page is not None:  # a passage of the body: where it is in the PDF
+        meta |= {"page": chunk.page, "section": chunk.section, "kind": chunk.kind or "text"}
+    return meta
 
 
 @dataclass
@@ -197,6 +226,69 @@ class Library:
         for ids, metas, _ in self._scan(self.papers, include=["metadatas"], where={"kind": "paper"}):
             out.update({i: (m.get("hash", ""), m.get("sentences")) for i, m in zip(ids, metas)})
         return out
+
+    @_guarded
+    def identities(self) -> dict[str, dict]:
+        """paper_id -> what identifies a completely stored paper and its state: {hash, sentences, title, arxiv_id,
+        doi, pages, file_hash}. Ingest matches new records to stored papers with it (same DOI or title → one
+        paper) and recognises an unchanged PDF by its bytes."""
+        out: dict[str, dict] = {}
+        for ids, metas, _ in self._scan(self.papers, include=["metadatas"], where={"kind": "paper"}):
+            for i, m in zip(ids, metas):
+                out[i] = {"hash": m.get("hash", ""), "sentences": m.get("sentences"), "title": m.get("title", ""),
+                          "arxiv_id": m.get("arxiv_id", ""), "doi": m.get("doi", ""), "pages": int(m.get("pages") or 0),
+                          "file_hash": m.get("file_hash", "")}
+        return out
+
+    @_guarded
+    def passages(self, paper_ids: list[str], counts: dict[str, int] | None = None) -> dict[str, list[dict]]:
+        """paper_id -> its body chunks ({chunk_id, page, section, kind, text, vec}) for full-text papers.
+
+        Fetched by id when ``counts`` (chunk counts) is known, else by a metadata filter; papers without a body
+        are left out."""
+        if not paper_ids:
+            return {}
+        include = ["embeddings", "documents", "metadatas"]
+        ids = [chunk_id(pid, i) for pid in paper_ids if counts and pid in counts for i in range(counts[pid])]
+        unknown = [pid for pid in paper_ids if not counts or pid not in counts]
+        rows = []
+        if ids:
+            got = self.chunks.get(ids=ids, include=include)
+            rows += list(zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"]))
+        if unknown:
+            got = self.chunks.get(where={"paper_id": {"$in": unknown}}, include=include)
+            rows += list(zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"]))
+        out: dict[str, list[dict]] = {}
+        for cid, vec, doc, meta in rows:
+            if meta.get("page") is None:
+                continue
+            out.setdefault(meta["paper_id"], []).append({
+                "chunk_id": cid, "index": meta.get("index", 0), "page": int(meta["page"]),
+                "section": meta.get("section", ""), "kind": meta.get("kind", "text"), "text": doc,
+                "vec": np.asarray(vec, dtype=np.float32)})
+        for rows_ in out.values():
+            rows_.sort(key=lambda r: r["index"])
+        return out
+
+    @_guarded
+    def iter_passages(self) -> Iterator[tuple[str, str, str]]:
+        """(chunk_id, paper_id, text-with-title) for every body chunk of a full-text paper."""
+        for ids, metas, docs in self._scan(self.chunks, include=["metadatas", "documents"], where={"page": {"$gte": 0}}):
+            for i, m, d in zip(ids, metas, docs):
+                yield i, m["paper_id"], f"{m.get('title', '')}. {d}"
+
+    @_guarded
+    def update_papers(self, papers: list[Paper]) -> None:
+        """Rewrite the records of stored papers with these fields (their chunks, vectors and hash unchanged):
+        an abstract-dump entry fills in what a stored full-text paper lacked (authors, date, categories…)."""
+        if not papers:
+            return
+        got = self.papers.get(ids=[p.paper_id for p in papers], include=["metadatas"])
+        old = dict(zip(got["ids"], got["metadatas"]))
+        keep = ("hash", "chunks", "sentences", "kind")
+        items = [(p, {k: old[p.paper_id][k] for k in keep if k in old[p.paper_id]}) for p in papers if p.paper_id in old]
+        self.papers.update(ids=[p.paper_id for p, _ in items],
+                           metadatas=[_flat(p, m.get("hash", ""), m.get("chunks", 0), m.get("sentences")) for p, m in items])
 
     @_guarded
     def sentence_vectors(self, items: list[tuple[str, list[str]]]) -> list[np.ndarray | None]:
@@ -338,7 +430,7 @@ class Library:
             for chunk, vec in zip(chunks, vectors):
                 ids.append(chunk.chunk_id)
                 docs.append(chunk.text)
-                metas.append({"paper_id": paper.paper_id, "index": chunk.index, "title": paper.title})
+                metas.append(_chunk_meta(paper, chunk))
                 vecs.append(vec)
         for start in range(0, len(ids), 4000):  # below Chroma's max batch size
             end = start + 4000

@@ -9,7 +9,9 @@ the project's query engine included::
     nodes[0].node.metadata["title"], nodes[0].score
 
 A node's text is the paper's abstract; its metadata holds the paper id, title,
-authors, date, url, source file and the dense (cosine) and BM25 scores. An LLM
+authors, date, url, source file and the dense (cosine) and BM25 scores, and for a
+full-text paper its best passages (``passages``: page, section, kind, text), its
+stored PDF and page count. An LLM
 reading a node sees only the title with the text.
 """
 
@@ -26,6 +28,8 @@ def hit_node(hit: Hit) -> NodeWithScore:
     """A search hit as a node: the abstract as text, the paper's facts and scores as metadata."""
     metadata = {"paper_id": hit.paper_id, "title": hit.title, "authors": ", ".join(hit.authors), "date": hit.date,
                 "url": hit.url, "source": hit.source, "dense": hit.dense, "bm25": hit.bm25}
+    if hit.passages or hit.pages:  # a full-text paper: its best passages with their pages, and its PDF
+        metadata |= {"passages": [dict(p) for p in hit.passages], "pdf": hit.pdf, "pages": hit.pages}
     node = TextNode(id_=hit.paper_id, text=hit.abstract, metadata=metadata,
                     excluded_llm_metadata_keys=[k for k in metadata if k != "title"],
                     excluded_embed_metadata_keys=list(metadata))
@@ -38,7 +42,8 @@ def node_hit(node: NodeWithScore) -> Hit:
     return Hit(paper_id=md.get("paper_id") or node.node.node_id, title=md.get("title", ""),
                score=float(node.score or 0.0), abstract=node.node.get_content(), dense=md.get("dense"),
                bm25=md.get("bm25"), authors=[a for a in (md.get("authors") or "").split(", ") if a],
-               date=md.get("date", ""), url=md.get("url", ""), source=md.get("source", ""))
+               date=md.get("date", ""), url=md.get("url", ""), source=md.get("source", ""),
+               passages=list(md.get("passages") or []), pdf=md.get("pdf", ""), pages=int(md.get("pages") or 0))
 
 
 class PaperRetriever(BaseRetriever):

@@ -1,7 +1,8 @@
 """Retrieval: dense (Chroma chunks) and BM25 (whole papers by default), fused, grouped by paper.
 
 ``Searcher.search`` is the one function every caller uses (CLI, answer step,
-UI, eval). ``PaperRetriever`` wraps it as a llama-index retriever so a query
+UI, eval). A full-text paper (a PDF) is one hit like any other, carrying its
+best passages for the query with their pages (``Hit.passages``). ``PaperRetriever`` wraps it as a llama-index retriever so a query
 engine can plug it in. Scores:
 
 * dense: cosine similarity of the query to the paper's best chunk (the
@@ -64,6 +65,9 @@ class FusionConfig:
 
 class Searcher:
     """Searches one library. Dependencies are injected: store.Library, an embedder, a BM25 loader."""
+
+    # Passages of a full-text paper handed to answering: the answer quotes and cites them by page.
+    passages_per_paper = 3
 
     def __init__(self, library, embedder, bm25_loader: Callable[[], object], fusion: FusionConfig | None = None):
         self.library = library
@@ -144,7 +148,42 @@ class Searcher:
                 hit.ranks["bm25"] = sparse_rank[pid]
             hits.append(hit)
         self._attach_papers(hits, with_abstracts, {pid: dense[pid][1] for pid, _ in ranked if pid in dense})
+        if with_abstracts:
+            self._attach_passages(query, [h for h in hits if h.pages], index)
         return hits
+
+    def _attach_passages(self, query: str, hits: list[Hit], index=None) -> None:
+        """The best passages of each full-text hit, best first, with their pages.
+
+        A paper's body chunks are scored as papers are: the dense similarity to the query and the BM25 score of
+        the passage's row, standardised over that paper's passages and summed with the library's fusion weight.
+        """
+        if not hits:
+            return
+        counts = getattr(index, "chunk_counts", None) if index is not None else None
+        by_paper = self.library.passages([h.paper_id for h in hits], counts or None)
+        if not by_paper:
+            return
+        if index is None:
+            try:
+                index = self.bm25_loader()
+            except Exception:  # noqa: BLE001 - passages still rank by meaning without BM25
+                index = None
+        qvec = self.query_vector(query)
+        row_ids = [p["chunk_id"] for ps in by_paper.values() for p in ps]
+        lexical = index.row_scores(query, row_ids) if index is not None and hasattr(index, "row_scores") else {}
+        cfg = FusionConfig(method="zscore", dense_weight=self.fusion.dense_weight)
+        for hit in hits:
+            rows = by_paper.get(hit.paper_id) or []
+            if not rows:
+                continue
+            dense = {p["chunk_id"]: float(p["vec"] @ qvec) for p in rows}
+            sparse = dict(sorted(((cid, s) for cid in dense if (s := lexical.get(cid, 0.0)) > 0), key=lambda kv: -kv[1]))
+            by_id = {p["chunk_id"]: p for p in rows}
+            chosen = fuse_scores(dense, sparse, cfg)[: self.passages_per_paper]
+            hit.passages = [{"chunk_id": cid, "page": by_id[cid]["page"], "section": by_id[cid]["section"],
+                             "kind": by_id[cid]["kind"], "text": by_id[cid]["text"], "score": round(score, 4),
+                             "dense": round(dense[cid], 4)} for cid, score in chosen]
 
     def _fill_dense(self, query: str, dense: dict, sparse: dict, chunk_counts: dict[str, int]) -> None:
         # Papers found only by BM25 still get their true dense similarity, so the
@@ -171,6 +210,7 @@ class Searcher:
             if paper:
                 hit.title = paper.title
                 hit.authors, hit.date, hit.url, hit.source = list(paper.authors), paper.date, paper.url, paper.source
+                hit.pdf, hit.pages = paper.pdf, paper.pages
                 if with_abstracts:
                     hit.abstract = paper.abstract
                 if not hit.chunks:

@@ -1,8 +1,9 @@
 """Input readers: one module per file format, chosen by `read_path`.
 
-`read_path(path, fmt=None)` checks the file (exists, not empty, not binary,
-UTF-8), picks the format from the extension and the content (or takes `fmt`),
-and returns a `ReadResult`. Bad input never raises: a whole-file problem is one
+`read_path(path, fmt=None)` sends a PDF (a .pdf name, or a file starting with
+`%PDF-`) to the PDF reader (readers/pdf.py, over ingest.pdf); any other file
+is checked (exists, not empty, not binary, UTF-8), its format picked from the
+extension and the content (or taken from `fmt`), and a `ReadResult` returned. Bad input never raises: a whole-file problem is one
 `Skipped` with line None, a bad entry is a `Skipped` naming its line.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from assistant.core.types import ReadResult
-from ingest.readers import arxiv, bibtex, csv_reader, daily_papers, hf_daily, jsonl
+from ingest.readers import arxiv, bibtex, csv_reader, daily_papers, hf_daily, jsonl, pdf
 from ingest.readers.common import ABSTRACT_KEYS, check_file, file_problem
 
 Reader = Callable[[Path, str], ReadResult]
@@ -27,6 +28,7 @@ FORMATS: dict[str, Reader] = {
     "hf-daily": hf_daily.read,
     "csv": csv_reader.read,
     "bibtex": bibtex.read,
+    "pdf": pdf.read,
 }
 
 _SNIFF_CHARS = 64 * 1024  # enough of the head to recognise every format here
@@ -93,6 +95,9 @@ def read_path(path: Path, fmt: str | None = None) -> ReadResult:
     name = str(path)
     if fmt is not None and fmt not in FORMATS:
         return file_problem(name, f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
+    # Before the text checks, which would call a PDF binary.
+    if fmt == "pdf" or (fmt is None and path.is_file() and pdf.is_pdf(path)):
+        return pdf.read(path, name)
     problem = check_file(path)
     if problem:
         return file_problem(name, problem)

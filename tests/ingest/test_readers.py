@@ -33,7 +33,7 @@ def only_problem(result: ReadResult) -> str:
 
 
 def test_formats__names_every_supported_format():
-    assert set(FORMATS) == {"daily-papers", "json", "jsonl", "arxiv", "hf-daily", "csv", "bibtex"}
+    assert set(FORMATS) == {"daily-papers", "json", "jsonl", "arxiv", "hf-daily", "csv", "bibtex", "pdf"}
 
 
 # --- daily-papers text dumps -------------------------------------------------
