@@ -105,11 +105,11 @@ def ingest(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders (default: data/).")] = None,
     library: Library = None,
     chroma_url: ChromaUrl = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="Force a format: daily-papers, json, jsonl, arxiv, hf-daily, csv, bibtex.")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="Force a format: daily-papers, json, jsonl, arxiv, hf-daily, csv, bibtex, pdf (PDFs are found by name or content).")] = None,
     variant: Annotated[Optional[str], typer.Option("--variant", help="Embedding variant: int8 or fp32 (default: the library's own; int8 for a new one).")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Read paper files into a library (unchanged papers are not embedded again; a killed ingest resumes)."""
+    """Read paper files into a library: abstract dumps and PDFs (full text, cited by page). Unchanged papers are not embedded again; a killed ingest resumes."""
     from ingest.readers import FORMATS
 
     if fmt and fmt not in FORMATS:
@@ -181,7 +181,9 @@ def papers_show(
         _print_json(p.to_dict())
         return
     typer.echo(p.title)
-    for label, value in (("id", p.paper_id), ("authors", ", ".join(p.authors)), ("date", p.date), ("url", p.url), ("source", p.source)):
+    for label, value in (("id", p.paper_id), ("authors", ", ".join(p.authors)), ("date", p.date), ("url", p.url),
+                         ("doi", p.doi), ("source", p.source),
+                         ("full text", f"{p.pages} pages, {len(p.references)} references ({p.pdf})" if p.pages else "")):
         if value:
             typer.echo(f"{label}: {value}")
     typer.echo("")
@@ -282,10 +284,14 @@ def render_references(answer) -> list[str]:
         lines += ["", "References"]
         for c in answer.citations:
             support = c.get("support")
-            mark = "" if c["supported"] else "  (not supported by its abstract)"
+            mark = "" if c["supported"] else "  (not supported by its abstract)" if not c.get("passages") else "  (not supported by the cited passages)"
             score = f"  support {support:.2f}" if isinstance(support, (int, float)) else ""
             lines.append(f"[{c['n']}] {c['title']}  ({c['paper_id']}){score}{mark}")
-            if c.get("evidence"):
+            if c.get("passages"):  # a full text: every passage the answer rests on, with its page
+                for p in c["passages"]:
+                    where = f"p. {p['page']}: " if p.get("page") else "abstract: "
+                    lines.append(f"    {where}\u201c{p['evidence']}\u201d")
+            elif c.get("evidence"):
                 lines.append(f"    \u201c{c['evidence']}\u201d")
     if answer.unsupported_sentences:
         lines += ["", "Not supported by the cited sources:"]

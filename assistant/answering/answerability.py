@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from assistant.answering.evidence import NUMBER, Sentence, name_key
+from assistant.answering.evidence import NUMBER, Sentence, body_text, name_key
 from assistant.answering.question import OPPOSITE_QUALIFIERS, Facet, Question
 from assistant.core.text import STOPWORDS, content_words, stem, words
 from assistant.core.types import Source
@@ -94,6 +94,11 @@ class LibraryStats:
         scores = getattr(model, "scores", None) or {}
         if not scores or "indptr" not in scores:
             return cls()
+        if not getattr(index, "rows_are_papers", True):
+            # Rows are passages or chunks: count papers, so a word all over one full text stays rare.
+            counted = index.paper_document_frequency()
+            if counted is not None:
+                return cls(dict(model.vocab_dict), counted[1], counted[0])
         indptr = np.asarray(scores["indptr"])
         return cls(dict(model.vocab_dict), np.diff(indptr), int(scores.get("num_docs", 0)))
 
@@ -147,7 +152,7 @@ class Answerability:
         relevances = {s.n: s.relevance for s in sources if s.relevance is not None}
         best = max(relevances.values(), default=None)
         named_sides = question.mode == "compare" and len(question.sides) >= 2 and any(
-            mentions(f"{s.title} {s.abstract}", side_key) for s in sources for side in question.sides
+            mentions(f"{s.title} {body_text(s)}", side_key) for s in sources for side in question.sides
             for side_key in side_keys(side, "", stats, self.common_name_share))
         # "compare TOFU and MUSE" embeds far from any abstract; papers that name a side still make it answerable.
         if not sources or best is None or (best < self.min_relevance and not named_sides):
@@ -156,7 +161,7 @@ class Answerability:
             return Decision("decline", f"nothing in the library is about this{near}")
 
         by_n = {s.n: s for s in sources}
-        text_of = {s.n: f"{s.title} {s.abstract}" for s in sources}
+        text_of = {s.n: f"{s.title} {body_text(s)}" for s in sources}
         names = self._names(question, stats)
         carried = {n: {e for e in names if mentions(text_of[n], e)} for n in by_n}  # the names each paper carries
 
@@ -272,7 +277,7 @@ class Answerability:
         for side in question.sides[:2]:
             keys = side_keys(side, text, stats, self.common_name_share)
             in_title = [s.n for s in sources if any(mentions(s.title, k) for k in keys)]
-            in_text = [s.n for s in sources if s.n not in in_title and any(mentions(s.abstract, k) for k in keys)]
+            in_text = [s.n for s in sources if s.n not in in_title and any(mentions(body_text(s), k) for k in keys)]
             sides[side] = in_title + in_text
         decision.sides = sides
         named = {n for ns in sides.values() for n in ns}

@@ -1,5 +1,5 @@
-"""Citation marks in an answer: parse [n] (lists and ranges too), drop numbers with no source, split an answer
-into the sentences its citations belong to.
+"""Citation marks in an answer: parse [n] (lists, ranges and pages too: [1, 2], [1-3], [3, p. 5]), drop numbers
+with no source, split an answer into the sentences its citations belong to.
 
 Source numbers are stable: ``n`` in the answer is the source's number, never
 renumbered, so the text, the reference list and the sources shown beside the
@@ -18,6 +18,7 @@ from assistant.core.text import (
 )
 
 _RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")
+_ITEM = re.compile(r"(\d+(?:\s*[-–]\s*\d+)?)(?:\s*,?\s*pp?\.\s*(\d+)(?:\s*[-–]\s*\d+)?)?")
 MAX_RANGE = 50  # a "[1-9999]" is not a citation worth expanding
 SUPPORT_THRESHOLD = 0.5
 
@@ -29,19 +30,27 @@ class _Cited(Protocol):
     abstract: str
 
 
-def _numbers(inner: str) -> list[int]:
-    out: list[int] = []
-    for part in inner.split(","):
-        m = _RANGE.fullmatch(part.strip())
-        if m:
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if lo <= hi and hi - lo <= MAX_RANGE:
-                out.extend(range(lo, hi + 1))
-            else:
-                out.extend([lo, hi])  # reversed or huge: keep the endpoints, let validation judge them
+def _items(inner: str) -> list[tuple[int, int | None]]:
+    """(number, page or None) for each number of a bracket's inside: "1-2, 4, p. 5" → [(1, None), (2, None), (4, 5)].
+
+    A page range ("pp. 5-6") keeps its first page: the page the passage starts on.
+    """
+    out: list[tuple[int, int | None]] = []
+    for m in _ITEM.finditer(inner):
+        numbers, page = m.group(1), int(m.group(2)) if m.group(2) else None
+        r = _RANGE.fullmatch(numbers)
+        if r:
+            lo, hi = int(r.group(1)), int(r.group(2))
+            span = list(range(lo, hi + 1)) if lo <= hi and hi - lo <= MAX_RANGE else [lo, hi]
+            # reversed or huge: keep the endpoints, let validation judge them
+            out += [(n, None) for n in span[:-1]] + [(span[-1], page)]
         else:
-            out.append(int(part.strip()))
+            out.append((int(numbers), page))
     return out
+
+
+def _numbers(inner: str) -> list[int]:
+    return [n for n, _ in _items(inner)]
 
 
 def parse_citations(text: str) -> list[int]:
@@ -53,21 +62,39 @@ def parse_citations(text: str) -> list[int]:
     return list(seen)
 
 
+def parse_cited_pages(text: str) -> list[tuple[int, int | None]]:
+    """(number, page) of every citation in order, without repeats: "[3, p. 5] … [3] [1, p. 2; 4]" →
+    [(3, 5), (3, None), (1, 2), (4, None)]."""
+    seen: dict[tuple[int, int | None], None] = {}
+    for m in CITATION.finditer(text):
+        for item in _items(m.group(1)):
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def format_mark(items: list[tuple[int, int | None]]) -> str:
+    """A bracket for (number, page) pairs: [1, 2] without pages, "[3, p. 5]", "[1, p. 2; 4]" with them."""
+    if all(page is None for _, page in items):
+        return "[" + ", ".join(str(n) for n, _ in items) + "]"
+    return "[" + "; ".join(f"{n}, p. {page}" if page is not None else str(n) for n, page in items) + "]"
+
+
 def _format(numbers: list[int]) -> str:
     return "[" + ", ".join(str(n) for n in numbers) + "]"
 
 
 def remove_unknown(text: str, known: set[int]) -> tuple[str, list[int]]:
-    """Rewrite brackets to keep only known numbers, removing emptied brackets; returns (text, dropped)."""
+    """Rewrite brackets to keep only known numbers (with their pages), removing emptied brackets; returns
+    (text, dropped)."""
     dropped: set[int] = set()
 
     def fix(m: re.Match) -> str:
-        numbers = _numbers(m.group(1))
-        keep = list(dict.fromkeys(n for n in numbers if n in known))
-        dropped.update(n for n in numbers if n not in known)
-        if len(keep) == len(numbers):
+        items = _items(m.group(1))
+        keep = list(dict.fromkeys(item for item in items if item[0] in known))
+        dropped.update(n for n, _ in items if n not in known)
+        if len(keep) == len(items):
             return m.group(0)  # untouched: keep the writer's own form, e.g. [1-3]
-        return _format(keep) if keep else ""
+        return format_mark(keep) if keep else ""
 
     cleaned = CITATION.sub(fix, text)
     if dropped:

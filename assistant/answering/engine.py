@@ -210,7 +210,8 @@ class CitedQueryEngine(CustomQueryEngine):
         if missing:
             raise UserError(f"no paper with id {', '.join(missing)} in the library (see `assistant papers list`)")
         return [Hit(paper_id=p.paper_id, title=p.title, score=1.0, abstract=p.abstract, dense=1.0,
-                    authors=list(p.authors), date=p.date, url=p.url, source=p.source) for p in papers]
+                    authors=list(p.authors), date=p.date, url=p.url, source=p.source, pdf=p.pdf, pages=p.pages)
+                for p in papers]
 
     def _decline(self, base: Answer, started: float, retrieve_ms: float, reason: str) -> Iterator[Event]:
         base.answer, base.declined, base.answerability, base.decline_reason = DECLINE_PHRASE, True, "decline", reason
@@ -241,6 +242,7 @@ class CitedQueryEngine(CustomQueryEngine):
             {"n": s.n, "paper_id": s.paper_id, "title": s.title, "authors": s.authors, "date": s.date, "url": s.url,
              "score": round(s.score, 4), "relevance": None if s.relevance is None else round(s.relevance, 4),
              "cited": s.n in cited, "snippet": _snippet(s.abstract)}
+            | ({"pdf": s.pdf, "pages": s.pages, "passages": [dict(p) for p in s.passages]} if s.pages else {})
             for s in plan.sources
         ]
         answer.timings = _timings(started, retrieve_ms, generate_ms, verify_ms)

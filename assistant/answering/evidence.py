@@ -1,7 +1,9 @@
 """Evidence: the retrieved sources cut into sentences, each with its vector, stemmed words, numbers and name tokens.
 
 Answerability, the extractive synthesizer and the verifier all look at the
-same sentences. ``SentenceBank`` splits and embeds each abstract once and keeps
+same sentences: a source's title, its abstract's sentences, then, for a
+full-text paper, the sentences of the passages retrieval found for the
+question, each with its page (``source_sentences``). ``SentenceBank`` splits and embeds each source once and keeps
 the result in a bounded cache shared by the chat page's concurrent questions:
 every read and write of the cache holds one lock, and embedding happens outside
 it, so a lookup never races an eviction.
@@ -44,7 +46,8 @@ def name_key(text: str) -> str:
 
 @dataclass
 class Sentence:
-    """One sentence of source ``n`` (``index`` within its abstract; -1 for the title)."""
+    """One sentence of source ``n`` (``index`` within its evidence: -1 the title, 0.. the abstract's sentences, then
+    the passages' sentences; ``page``, ``section`` and ``passage`` say where a passage's sentence is in the PDF)."""
 
     n: int
     index: int
@@ -54,6 +57,43 @@ class Sentence:
     has_number: bool = False
     dependent: bool = False  # leans on the sentence before it
     quotable: bool = True  # worth quoting on its own (not a link, not a fragment)
+    page: int | None = None  # the PDF page of a passage's sentence; None for the title and the abstract
+    section: str = ""
+    passage: int = -1  # which retrieved passage it is in (-1: the title or the abstract)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where one evidence sentence is: its page and section in the PDF, its passage (-1: title or abstract)."""
+
+    page: int | None = None
+    section: str = ""
+    passage: int = -1
+
+
+def passage_sentences(source: Source) -> list[tuple[str, Where]]:
+    """The sentences of a full-text source's retrieved passages as answering quotes them, each with where it is.
+
+    A passage is a block of one page (ingest never lets a chunk span two pages), so every sentence has one page."""
+    out: list[tuple[str, Where]] = []
+    for k, passage in enumerate(getattr(source, "passages", None) or []):
+        where = Where(passage.get("page"), passage.get("section") or "", k)
+        # A removed reference bracket leaves "cell line , which": the space goes too.
+        texts = (re.sub(r"\s+([,.;:])", r"\1", _clean(x)) for x in split_sentences(passage.get("text") or ""))
+        out += [(t, where) for t in texts if t]
+    return out
+
+
+def body_text(source: Source) -> str:
+    """What a source says beyond its title: its abstract, then its retrieved passages (full texts)."""
+    passages = [p.get("text") or "" for p in getattr(source, "passages", None) or []]
+    return " ".join([source.abstract, *passages]) if passages else source.abstract
+
+
+def source_sentences(source: Source) -> list[tuple[str, Where]]:
+    """Every evidence sentence of a source but its title: the abstract's (raw, as the verifier has always split
+    them), then its passages' (cleaned of citation brackets, as quoted)."""
+    return [(t, Where()) for t in split_sentences(source.abstract)] + passage_sentences(source)
 
     @property
     def tokens(self) -> set[str]:
@@ -76,7 +116,8 @@ class SentenceBank:
         self._lock = threading.Lock()
 
     def _key(self, source: Source) -> str:
-        return hashlib.sha1(f"{source.paper_id}\n{source.title}\n{source.abstract}".encode()).hexdigest()
+        passages = "\n".join(f"{p.get('page')}\t{p.get('text')}" for p in getattr(source, "passages", None) or [])
+        return hashlib.sha1(f"{source.paper_id}\n{source.title}\n{source.abstract}\n{passages}".encode()).hexdigest()
 
     def split(self, source: Source) -> tuple[list[str], np.ndarray]:
         """The source's sentences (its title first) and their vectors."""
@@ -93,15 +134,23 @@ class SentenceBank:
             texts_per = [[_clean(s.title)] + [_clean(t) for t in split_sentences(s.abstract)] for _, s in todo]
             flat = [t for texts in texts_per for t in texts]
             vecs = self._stored_or_embedded([s.paper_id for _, s in todo], texts_per, flat)
-            start = 0
             with self._lock:
-                for (k, _), texts in zip(todo, texts_per):
-                    found[k] = (texts, vecs[start : start + len(texts)])
+                self._remember(flat, vecs)
+            # Passages differ per question: never stored, embedded once per text (shared with the verifier).
+            passages_per = [[t for t, _ in passage_sentences(s)] for _, s in todo]
+            passage_vecs = self.embed_cached([t for texts in passages_per for t in texts])
+            start = p_start = 0
+            with self._lock:
+                for (k, _), texts, extra in zip(todo, texts_per, passages_per):
+                    own = vecs[start : start + len(texts)]
+                    if extra:
+                        own = np.concatenate([own, passage_vecs[p_start : p_start + len(extra)]])
+                    found[k] = (texts + extra, own)
                     start += len(texts)
+                    p_start += len(extra)
                     self._cache[k] = found[k]
                 while len(self._cache) > self.max_papers:
                     self._cache.popitem(last=False)
-                self._remember(flat, vecs)
         return [found[k] for k in keys]
 
     def _stored_or_embedded(self, paper_ids: list[str], texts_per: list[list[str]], flat: list[str]) -> np.ndarray:
@@ -145,16 +194,20 @@ class SentenceBank:
             self._texts.popitem(last=False)
 
     def sentences(self, sources: Sequence[Source]) -> list[Sentence]:
-        """Every sentence of every source (titles as index -1), in source order."""
+        """Every sentence of every source (titles as index -1, then the abstract, then the passages), in source order."""
         out: list[Sentence] = []
         for src, (texts, vecs) in zip(sources, self.split_many(sources)):
+            places = [w for _, w in passage_sentences(src)]
+            first_passage = len(texts) - len(places)  # the passages' sentences come last
             for i, (text, vec) in enumerate(zip(texts, vecs)):
                 index = i - 1  # the title is -1, the abstract's sentences 0..
+                where = places[i - first_passage] if i >= first_passage else Where()
                 out.append(Sentence(
                     n=src.n, index=index, text=text, vec=vec, words=frozenset(content_words(text)),
                     has_number=bool(NUMBER.search(text)),
                     dependent=index > 0 and bool(_DEPENDENT.match(text) or _FORMER_LATTER.search(text)),
                     quotable=index >= 0 and not _URL.search(text) and len(content_words(text)) >= 3,
+                    page=where.page, section=where.section, passage=where.passage,
                 ))
         return out
 

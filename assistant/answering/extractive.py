@@ -1,7 +1,8 @@
 """The extractive synthesizer: answers with no language model, by quoting the source sentences that answer.
 
-Every sentence it writes is a sentence of a cited abstract followed by that
-abstract's number, so it states nothing the sources do not say; its own words
+Every sentence it writes is a sentence of a cited abstract (or of a retrieved
+passage of a full-text paper) followed by that paper's number (and the
+passage's page: ``[3, p. 5]``), so it states nothing the sources do not say; its own words
 are connectors ("On NPO:") and what the answerability decision found missing
 ("The indexed papers do not give the learning rate."). It is the offline
 default: it works on a fresh machine with no key and no server.
@@ -41,12 +42,13 @@ _GENERIC_TITLE_WORDS = {stem(w) for w in """language model models large llm llms
     efficient effective approach method study benchmark new based neural deep training""".split()}
 
 
-def cite(sentence: str, n: int) -> str:
-    """Put ``[n]`` before the sentence's final punctuation: "X improves Y [3]."."""
+def cite(sentence: str, n: int, page: int | None = None) -> str:
+    """Put ``[n]`` (``[n, p. N]`` for a passage of a PDF) before the sentence's final punctuation: "X improves Y [3]."."""
+    mark = f"[{n}]" if page is None else f"[{n}, p. {page}]"
     s = sentence.rstrip()
     if s and s[-1] in ".!?":
-        return f"{s[:-1].rstrip()} [{n}]{s[-1]}"
-    return f"{s} [{n}]."
+        return f"{s[:-1].rstrip()} {mark}{s[-1]}"
+    return f"{s} {mark}."
 
 
 def absence_sentence(parts: list[str]) -> str:
@@ -163,7 +165,8 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         if not s.dependent:
             return [s]
         before = by_key.get((s.n, s.index - 1))
-        if before is None or before.index < 0 or before.dependent or len(before.text) + len(s.text) > 600:
+        if (before is None or before.index < 0 or before.dependent or before.passage != s.passage
+                or len(before.text) + len(s.text) > 600):
             return None
         return [before, s]
 
@@ -302,5 +305,5 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         first = True
         for unit in units:
             for s in unit:
-                yield ("" if first else " ") + cite(s.text, s.n)
+                yield ("" if first else " ") + cite(s.text, s.n, s.page)
                 first = False

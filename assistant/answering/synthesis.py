@@ -64,7 +64,9 @@ def sources_from_nodes(nodes: Sequence[NodeWithScore]) -> list[Source]:
         out.append(Source(n=i, paper_id=str(md.get("paper_id") or nws.node.node_id), title=str(md.get("title", "")),
                           abstract=nws.node.get_content(), score=float(nws.score or 0.0), relevance=md.get("dense"),
                           authors=[a for a in str(md.get("authors") or "").split(", ") if a],
-                          date=str(md.get("date") or ""), url=str(md.get("url") or "")))
+                          date=str(md.get("date") or ""), url=str(md.get("url") or ""),
+                          passages=[{k: p.get(k) for k in ("page", "section", "kind", "text")} for p in md.get("passages") or []],
+                          pdf=str(md.get("pdf") or ""), pages=int(md.get("pages") or 0)))
     return out
 
 

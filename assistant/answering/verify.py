@@ -33,10 +33,13 @@ import numpy as np
 
 from assistant.answering.citations import (
     answer_sentences,
+    format_mark,
+    parse_cited_pages,
     parse_citations,
     remove_unknown,
 )
 from assistant.answering.claims import Analysis, analyse
+from assistant.answering.evidence import Where, source_sentences
 from assistant.answering.support_model import (
     VerifierModel,
     apply_rules,
@@ -47,7 +50,6 @@ from assistant.answering.support_model import (
 from assistant.core.text import (
     CITATION,
     content_words,
-    split_sentences,
     strip_citations,
 )
 from assistant.core.types import DECLINE_PHRASE, Source
@@ -203,6 +205,24 @@ class Verifier:
         cos = np.stack([v for _, v in known[: len(sentences)]]) @ vector
         return score_analysed(self.model, claim, sents, known[-1][0] if title else None, sentence_features(claim, sents, cos))
 
+    def _score_source(self, claim: Analysis, vector: np.ndarray, evidence: list[tuple[str, Where]], title: str,
+                      verdict: float | None) -> tuple[float, list[int], list[str]]:
+        """Support of a claim by one source: its abstract and each retrieved passage are scored apart, as the
+        model was fitted on whole abstracts (a sentence's place in its text is one of its features), and the
+        best one counts. Returns (support, aligned indexes into ``evidence``, problems)."""
+        units: dict[int, list[int]] = {}
+        for i, (_, where) in enumerate(evidence):
+            units.setdefault(where.passage, []).append(i)
+        if not units:
+            units = {-1: []}
+        best: tuple[float, list[int], list[str]] | None = None
+        for members in units.values():
+            support, x, aligned, problems = self._score(claim, vector, [evidence[i][0] for i in members], title)
+            support = self._finish(support, x, verdict)
+            if best is None or support > best[0]:
+                best = (support, [members[a] for a in aligned], problems)
+        return best
+
     def _finish(self, support: float, x: np.ndarray | None, verdict: float | None) -> float:
         if verdict is not None:
             support = (support + verdict) / 2
@@ -220,10 +240,16 @@ class Verifier:
         return PairScore(round(support, 4), aligned, problems, support >= self.threshold)
 
     def verify(self, answer_text: str, sources: Sequence[Source]) -> Verification:
-        """Drop citation numbers with no source, align and score every claim sentence, build the reference list."""
+        """Drop citation numbers with no source, align and score every claim sentence, build the reference list.
+
+        A full-text source's sentences include its retrieved passages, each with its page: a claim aligned to one
+        gets that page in its mark (``[3]`` → ``[3, p. 5]``; a page written that the evidence is not on is
+        corrected when the claim is supported), and the citation carries the page and every evidence passage.
+        """
         by_n = {s.n: s for s in sources}
         cleaned, dropped = remove_unknown(answer_text, set(by_n))
-        split = {n: split_sentences(s.abstract) for n, s in by_n.items()}
+        evidence_of = {n: source_sentences(s) for n, s in by_n.items()}
+        split = {n: [t for t, _ in ev] for n, ev in evidence_of.items()}
         checks: list[dict] = []
         parts: list[tuple[int, str, list[int]]] = []  # (sentence index, claim text, cited numbers)
         for sentence in answer_sentences(cleaned):
@@ -238,17 +264,31 @@ class Verifier:
 
         vectors = self.embed([t for _, t, _ in parts]) if parts else np.zeros((0, 0), dtype=np.float32)
         verdicts = self._llm_verdicts([(t, c) for _, t, c in parts], by_n) if self.llm is not None and parts else None
-        best: dict[int, tuple[float, str]] = {}  # n -> (support, evidence sentence)
+        best: dict[int, tuple[float, str, Where]] = {}  # n -> (support, evidence sentence, where it is)
+        best_paged: dict[int, tuple[float, str, Where]] = {}  # the same among passages: a full text's page
+        rested: dict[int, dict[tuple[str, int | None], float]] = {}  # n -> {(evidence, page): best support}
         per_sentence: dict[int, list[tuple[float, dict, list[str]]]] = {}
+        pages: dict[tuple[int, int], tuple[float, int]] = {}  # (answer sentence, n) -> (support, evidence page)
         for k, (i, text, cited) in enumerate(parts):
             claim = analyse(text)
             part_best = None
             for n in cited:
-                support, x, aligned, problems = self._score(claim, vectors[k], split[n], by_n[n].title)
-                support = self._finish(support, x, verdicts[k] if verdicts else None)
-                evidence = {"n": n, "index": aligned[0], "text": split[n][aligned[0]]} if aligned else {"n": n, "index": None, "text": ""}
+                support, aligned, problems = self._score_source(claim, vectors[k], evidence_of[n], by_n[n].title,
+                                                                verdicts[k] if verdicts else None)
+                where = evidence_of[n][aligned[0]][1] if aligned else Where()
+                evidence = ({"n": n, "index": aligned[0], "text": split[n][aligned[0]]} if aligned
+                            else {"n": n, "index": None, "text": ""})
+                if where.page is not None:
+                    evidence |= {"page": where.page, "section": where.section}
+                    if (i, n) not in pages or support > pages[(i, n)][0]:
+                        pages[(i, n)] = (support, where.page)
                 if n not in best or support > best[n][0]:
-                    best[n] = (support, evidence["text"])
+                    best[n] = (support, evidence["text"], where)
+                if where.page is not None and (n not in best_paged or support > best_paged[n][0]):
+                    best_paged[n] = (support, evidence["text"], where)
+                if evidence["text"]:
+                    key = (evidence["text"], where.page)
+                    rested.setdefault(n, {})[key] = max(support, rested.get(n, {}).get(key, -1.0))
                 if part_best is None or support > part_best[0]:
                     part_best = (support, evidence, problems)
             per_sentence.setdefault(i, []).append(part_best)
@@ -263,15 +303,55 @@ class Verifier:
             checks[i].update(support=round(support, 3), supported=support >= self.threshold,
                              evidence=[f[1] for f in sorted(found, key=lambda f: -f[0])], problems=problems)
 
+        if pages:
+            cleaned = self._mark_pages(cleaned, checks, pages)
         citations = []
         for n in parse_citations(cleaned):
-            support, evidence = best.get(n, (0.0, ""))
-            citations.append({"n": n, "paper_id": by_n[n].paper_id, "title": by_n[n].title,
-                              "supported": n in best and support >= self.threshold,
-                              "support": round(support, 3) if n in best else None, "evidence": evidence})
+            # A full text's citation names the passage (and page) its best-supported claim rests on.
+            support, evidence, where = best_paged.get(n) or best.get(n, (0.0, "", Where()))
+            entry = {"n": n, "paper_id": by_n[n].paper_id, "title": by_n[n].title,
+                     "supported": n in best and support >= self.threshold,
+                     "support": round(support, 3) if n in best else None, "evidence": evidence}
+            if getattr(by_n[n], "passages", None):
+                entry |= {"page": where.page, "section": where.section, "passages": [
+                    {"evidence": text, "page": page, "support": round(sup, 3)}
+                    for (text, page), sup in sorted(rested.get(n, {}).items(), key=lambda kv: -kv[1])]}
+            citations.append(entry)
         unsupported = [c["text"] for c in checks if not c["supported"]]
         return Verification(text=cleaned, citations=citations, dropped=dropped, unsupported_sentences=unsupported,
                             sentences=checks)
+
+    def _mark_pages(self, text: str, checks: list[dict], pages: dict[tuple[int, int], tuple[float, int]]) -> str:
+        """Each citation of a full-text source carries the page of the passage its claim was aligned to.
+
+        A mark without a page gets it; a written page is kept unless the claim is supported by a passage on
+        another page (the writer then cited the wrong page). The marks of ``text`` are walked in order, each
+        belonging to the answer sentence (``checks``) that holds it.
+        """
+        def fix(mark: str, i: int) -> str:
+            items = []
+            for n, page in parse_cited_pages(mark):
+                found = pages.get((i, n))
+                if found is not None and (page is None or found[0] >= self.threshold):
+                    page = found[1]
+                items.append((n, page))
+            items = list(dict.fromkeys(items))
+            return mark if parse_cited_pages(mark) == items else format_mark(items)
+
+        owner: list[int] = []
+        for i, check in enumerate(checks):
+            owner += [i] * len(CITATION.findall(check["text"]))
+        marks = list(CITATION.finditer(text))
+        if len(marks) != len(owner):  # the sentences do not hold exactly the text's marks: leave it as written
+            return text
+        out, last = [], 0
+        for m, i in zip(marks, owner):
+            out += [text[last : m.start()], fix(m.group(0), i)]
+            last = m.end()
+        out.append(text[last:])
+        for i, check in enumerate(checks):  # the checks quote the sentences as the answer now reads
+            check["text"] = CITATION.sub(lambda m, i=i: fix(m.group(0), i), check["text"])
+        return "".join(out)
 
     # --- optional LLM pass -------------------------------------------------------------------------------------------
 

@@ -139,8 +139,14 @@ def load_all(directory: str | Path | None = None) -> dict[str, Prompt]:
 
 
 def format_sources(sources: Iterable[_Numbered]) -> str:
-    """The numbered sources block: ``[n] title`` then the full abstract, inside data delimiters."""
-    blocks = [f"[{s.n}] {neutralise(_one_line(s.title))}\n{neutralise(s.abstract.strip())}" for s in sources]
+    """The numbered sources block: ``[n] title`` then the full abstract, inside data delimiters; a full-text
+    source's retrieved passages follow its abstract, each on a line opening with its page: ``(p. 5) …``."""
+    blocks = []
+    for s in sources:
+        block = f"[{s.n}] {neutralise(_one_line(s.title))}\n{neutralise(s.abstract.strip())}"
+        for p in getattr(s, "passages", None) or []:
+            block += f"\n(p. {p.get('page')}) {neutralise(_one_line(p.get('text') or ''))}"
+        blocks.append(block)
     return "\n\n".join([SOURCES_OPEN, *blocks, SOURCES_CLOSE])
 
 

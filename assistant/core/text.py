@@ -17,8 +17,11 @@ import re
 import threading
 from functools import lru_cache
 
-# One bracket of citation numbers; group 1 holds the numbers.
-CITATION = re.compile(r"\[\s*(\d+(?:\s*[-–]\s*\d+)?(?:\s*,\s*\d+(?:\s*[-–]\s*\d+)?)*)\s*\]")
+# One bracket of citation numbers; group 1 holds the numbers. A number may carry the page of a full-text
+# source: [3, p. 5], [3, pp. 5-6], [1, p. 2; 4]; a page always follows "p." or "pp.", so [1, 2] stays two sources.
+_PAGE = r"(?:\s*,?\s*pp?\.\s*\d+(?:\s*[-–]\s*\d+)?)"
+_CITED = rf"\d+(?:\s*[-–]\s*\d+)?{_PAGE}?"
+CITATION = re.compile(rf"\[\s*({_CITED}(?:\s*[,;]\s*{_CITED})*)\s*\]")
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 
