@@ -105,12 +105,19 @@ JS = """
     pop.replaceChildren();
     pop.appendChild(el('div', 'pop-title', '[' + d.n + '] ' + d.title));
     if (d.meta) pop.appendChild(el('div', 'pop-meta', d.meta));
-    if (d.evidence) { const q = el('blockquote', 'hl hl-' + ((+d.n - 1) %% %(palette)d), d.evidence); pop.appendChild(q); }
+    const page = a.nextElementSibling && (a.nextElementSibling.getAttribute('href') || '').includes('#page=') ? a.nextElementSibling : null;
+    const said = (page && a.dataset.evidence) || d.evidence;  // a cited page: the sentence on that page
+    if (said) { const q = el('blockquote', 'hl hl-' + ((+d.n - 1) %% %(palette)d), said); pop.appendChild(q); }
     else pop.appendChild(el('div', 'pop-meta', 'No single sentence of the abstract was aligned to this claim.'));
     if (d.verdict) pop.appendChild(el('div', 'pop-verdict ' + (d.verdict.startsWith('supported') ? 'ok' : 'bad'), 'Verifier: ' + d.verdict));
     const actions = el('div', 'pop-actions');
     const go = el('a', 'go', 'Show source card'); go.href = '#' + card.id; go.dataset.for = card.id;
     actions.appendChild(go);
+    if (page || d.pdf) {
+      const open = el('a', 'pdf', page ? 'Open the PDF at ' + page.textContent : 'Open the PDF');
+      open.href = page ? page.getAttribute('href') : d.pdf; open.target = '_blank'; open.rel = 'noopener';
+      actions.appendChild(open);
+    }
     if (pinned) { const c = el('button', 'close', 'Close'); c.type = 'button'; actions.appendChild(c); }
     pop.appendChild(actions);
     pop.dataset.pinned = pinned ? '1' : '';
@@ -167,6 +174,8 @@ JS = """
       if (touch()) show(a, true); else { hide(); lastLink = a; openCard(id); }
       return;
     }
+    const pageLink = t.closest && t.closest('#chatbot a[href*="#page="]');
+    if (pageLink) { e.preventDefault(); e.stopPropagation(); window.open(pageLink.getAttribute('href'), '_blank', 'noopener'); return; }
     const go = t.closest && t.closest('#cite-pop a.go');
     if (go) { e.preventDefault(); hide(); openCard(go.dataset.for); return; }
     if (t.closest && t.closest('#cite-pop .close')) { hide(); return; }

@@ -114,7 +114,7 @@ def build_ui(app: App) -> gr.Blocks:
                                        elem_id="paper-search")
                     results = gr.HTML(elem_id="paper-results")
                 with gr.Column(scale=2):
-                    upload = gr.File(label="Add papers (.txt, .json, .jsonl, .csv, .bib)",
+                    upload = gr.File(label="Add papers (.txt, .json, .jsonl, .csv, .bib, or a PDF)",
                                      file_types=sorted(INPUT_SUFFIXES), type="filepath", elem_id="upload")
                     report = gr.Markdown(elem_id="upload-report")
 
@@ -240,8 +240,10 @@ def launch(app: App, host: str | None = None, port: int | None = None, auth: str
     login = parse_auth(auth if auth is not None else s.ui_auth.get_secret_value())
     demo = build_ui(app)
     try:
+        # The PDFs of full-text papers are served from their folder only (cited pages open there), never fetched.
+        allowed = [*kwargs.pop("allowed_paths", []), str(app.pdf_dir)]
         demo.launch(server_name=host, server_port=port, auth=login, theme=THEME, css=CSS, js=JS,
-                    footer_links=["api"], **kwargs)
+                    footer_links=["api"], allowed_paths=allowed, **kwargs)
     except OSError as exc:  # port taken or address not ours: a user error, not a traceback
         raise UserError(f"cannot serve on {host}:{port}: {exc}") from None
     return demo

@@ -19,12 +19,16 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-from assistant.answering.citations import parse_citations
+from assistant.answering.citations import format_mark, parse_cited_pages
 from assistant.core.text import CITATION, split_sentences
 from assistant.core.types import DECLINE_PHRASE
 from assistant.ui import export
 
 _LINK = re.compile(r"\[(\d+)\]\(#src-\d+(?:-t\d+)?(?: \"[^\"]*\")?\)")
+# The page of a full-text citation, linked to the PDF at that page: "[p. 5](gradio_api/file=…pdf#page=5 "…")".
+_PAGE_LINK = re.compile(r"(?:\[p\. (\d+)\]\([^)\s]*#page=\d+(?: \"[^\"]*\")?\)|p\. (\d+))")
+_LINKED_MARK = re.compile(r"\[((?:(?:" + _LINK.pattern + "|" + _PAGE_LINK.pattern + r")(?:[,;]\s*)?)+)\]")
+PDF_ROUTE = "gradio_api/file="  # Gradio serves files under the page's allowed paths here (relative: works behind a proxy)
 # Notes appended under an answer start with this, so follow-up history can leave them out.
 NOTE_MARK = "\n\n> ⚠"
 SEARCHED_MARK = "\n\n> 🔎"
@@ -54,8 +58,26 @@ def unlink(text: str) -> str:
     """Answer text as the engine wrote it: citation links back to [n], notes and layout removed."""
     text = text.split(SEARCHED_MARK, 1)[0].split(NOTE_MARK, 1)[0].replace(" ⚠", "")
     text = re.sub(r"</?div[^>]*>", "", text)
-    text = re.sub(r"\[((?:" + _LINK.pattern + r"(?:,\s*)?)+)\]", lambda m: "[" + ", ".join(_LINK.findall(m.group(1))) + "]", text)
+    text = _LINKED_MARK.sub(_unlink_mark, text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _unlink_mark(m: re.Match) -> str:
+    """A linked citation back to its plain form: "[[1](#src-1), [p. 5](…#page=5)]" → "[1, p. 5]"."""
+    items: list[tuple[int, int | None]] = []
+    for part in re.finditer(_LINK.pattern + "|" + _PAGE_LINK.pattern, m.group(1)):
+        if part.group(1) is not None:
+            items.append((int(part.group(1)), None))
+        elif items:
+            items[-1] = (items[-1][0], int(part.group(2) or part.group(3)))
+    return format_mark(items)
+
+
+def pdf_url(path: str, page: int | None = None) -> str:
+    """The page's own URL of a stored PDF (served from the PDF folder only), opened at ``page``."""
+    if not path:
+        return ""
+    return f"{PDF_ROUTE}{quote(str(path))}" + (f"#page={int(page)}" if page else "")
 
 
 def history_for_engine(history: list) -> list[dict]:
@@ -74,22 +96,34 @@ def anchor(n: int, turn: int | None) -> str:
     return f"src-{n}" if turn is None else f"src-{n}-t{turn}"
 
 
-def linkify(text: str, evidence: dict[int, str] | None = None, turn: int | None = None) -> str:
+def linkify(text: str, evidence: dict | None = None, turn: int | None = None, pdfs: dict[int, str] | None = None) -> str:
     """Each [n] becomes a Markdown link to its source card (``#src-n``, or ``#src-n-tT`` for answer T of a
-    conversation); with ``evidence`` the link's title is the source sentence that supports the claim (the page's
-    popover shows it with the paper; without scripts the browser shows the title on hover)."""
+    conversation); with ``evidence`` ({n: sentence}, or {(n, page): sentence} for a full text's pages) the link's
+    title is the source sentence that supports the claim (the page's popover shows it with the paper; without
+    scripts the browser shows the title on hover). A page ("[3, p. 5]") links to the PDF at that page when
+    ``pdfs`` ({n: stored PDF path}) knows the paper's file."""
     evidence = evidence or {}
+    pdfs = pdfs or {}
 
-    def target(n: int) -> str:
-        hint = evidence.get(n)
-        if not hint:
-            return f"#{anchor(n, turn)}"
+    def title(hint: str) -> str:
         hint = hint if len(hint) <= 300 else hint[:299] + "…"
-        return f'#{anchor(n, turn)} "{hint.replace(chr(34), chr(39))}"'
+        return f' "{hint.replace(chr(34), chr(39))}"'
+
+    def item(n: int, page: int | None) -> str:
+        hint = evidence.get((n, page)) or evidence.get(n)
+        out = f"[{n}](#{anchor(n, turn)}{title(hint) if hint else ''})"
+        if page is None:
+            return out
+        if not pdfs.get(n):
+            return f"{out}, p. {page}"
+        return f"{out}, [p. {page}]({pdf_url(pdfs[n], page)}{title(f'Open the PDF at page {page}')})"
 
     def link(m: re.Match) -> str:
-        numbers = parse_citations(m.group(0))
-        return "[" + ", ".join(f"[{n}]({target(n)})" for n in numbers) + "]" if numbers else m.group(0)
+        items = parse_cited_pages(m.group(0))
+        if not items:
+            return m.group(0)
+        sep = "; " if any(page is not None for _, page in items) else ", "
+        return "[" + sep.join(item(n, page) for n, page in items) + "]"
 
     return CITATION.sub(link, text)
 
@@ -114,7 +148,12 @@ def answer_markdown(answer, turn: int | None = None) -> str:
     for sentence in a.get("unsupported_sentences") or []:
         if sentence in text:
             text = text.replace(sentence, f"{sentence} ⚠", 1)
-    text = linkify(text, {c["n"]: c.get("evidence") or "" for c in a.get("citations") or []}, turn)
+    evidence: dict = {c["n"]: c.get("evidence") or "" for c in a.get("citations") or []}
+    for c in a.get("citations") or []:
+        for p in reversed(c.get("passages") or []):  # best last: it wins its page
+            evidence[(c["n"], p.get("page"))] = p.get("evidence") or ""
+    pdfs = {int(s["n"]): s["pdf"] for s in a.get("sources") or [] if s.get("pdf")}
+    text = linkify(text, evidence, turn, pdfs)
     if a.get("mode") == "compare":
         text = _side_by_side(text)
     notes = []
@@ -209,7 +248,8 @@ def _verdict(citation: dict | None) -> str:
         return ""
     support = citation.get("support")
     score = f" ({support:.2f})" if isinstance(support, (int, float)) else ""
-    return ("supported by this abstract" if citation["supported"] else "not supported by this abstract") + score
+    what = "these passages" if citation.get("passages") else "this abstract"
+    return (f"supported by {what}" if citation["supported"] else f"not supported by {what}") + score
 
 
 def card_html(source: dict, citation: dict | None, turn: int | None) -> str:
@@ -229,16 +269,43 @@ def card_html(source: dict, citation: dict | None, turn: int | None) -> str:
         badge = f'<span class="badge {cls}" title="the verifier\'s score for the sentences citing it">cited · {html.escape(_verdict(citation))}</span>'
     abstract = source.get("abstract") or source.get("snippet") or ""
     body = highlight(abstract, [evidence], colour) if evidence else html.escape(abstract)
-    quote_html = f'<blockquote class="evidence {colour}">{html.escape(evidence)}</blockquote>' if evidence else ""
+    pdf = source.get("pdf") or ""
+    rested = (citation or {}).get("passages") or []
+    if rested:  # a full text: each passage the answer rests on, with its page (linked to the PDF at that page)
+        quote_html = "".join(
+            f'<blockquote class="evidence {colour}">{_page_link(pdf, p.get("page"))}{html.escape(p.get("evidence") or "")}'
+            f"</blockquote>" for p in rested[:4])
+    else:
+        quote_html = f'<blockquote class="evidence {colour}">{html.escape(evidence)}</blockquote>' if evidence else ""
+    pdf_html = ""
+    if pdf:
+        label = f"Open the PDF at p. {page}" if page else f"Open the PDF ({source.get('pages') or '?'} pages)"
+        pdf_html = f'<a class="pdf-link" href="{_attr(pdf_url(pdf, page))}" target="_blank" rel="noopener">{html.escape(label)}</a>'
+    passages_html = ""
+    if source.get("passages"):
+        items = "".join(f'<li>{_page_link(pdf, p.get("page"))}{highlight(p.get("text") or "", [e.get("evidence") for e in rested], colour)}</li>'
+                        for p in source["passages"])
+        passages_html = f'<details class="src-passages"><summary>Passages found</summary><ul>{items}</ul></details>'
     return (
         f'<div class="src" id="{anchor(n, turn)}" data-n="{n}" data-title="{_attr(source.get("title"))}" '
-        f'data-meta="{_attr(meta)}" data-evidence="{_attr(evidence)}" data-verdict="{_attr(_verdict(citation))}">'
+        f'data-meta="{_attr(meta)}" data-evidence="{_attr(evidence)}" data-verdict="{_attr(_verdict(citation))}" '
+        f'data-pdf="{_attr(pdf_url(pdf, page) if pdf else "")}" data-page="{_attr(page or "")}">'
         f'<div class="src-head"><span class="num {colour}">[{n}]</span> {title_html}</div>'
         f'<div class="src-meta">{html.escape(meta)}</div>'
-        f'<div class="src-line">{_relevance_html(source)}{badge}</div>'
-        f"{quote_html}"
+        f'<div class="src-line">{_relevance_html(source)}{badge}{pdf_html}</div>'
+        f"{quote_html}{passages_html}"
         f'<details class="src-abstract"><summary>Abstract</summary>{body}</details></div>'
     )
+
+
+def _page_link(pdf: str, page) -> str:
+    """"p. 5 · " before a passage, linked to the PDF at that page when the file is known."""
+    if not page:
+        return ""
+    if not pdf:
+        return f'<span class="page">p. {int(page)}</span> · '
+    return (f'<a class="page" href="{_attr(pdf_url(pdf, page))}" target="_blank" rel="noopener" '
+            f'title="Open the PDF at page {int(page)}">p. {int(page)}</a> · ')
 
 
 def _by_relevance(sources: list[dict]) -> list[dict]:
@@ -346,6 +413,8 @@ def source_dict(source, cited: bool = False, paper=None) -> dict:
     out = {"n": source.n, "paper_id": source.paper_id, "title": source.title, "abstract": source.abstract,
            "authors": list(source.authors), "date": source.date, "url": source.url, "score": round(source.score, 4),
            "relevance": None if source.relevance is None else round(source.relevance, 4), "cited": cited}
+    if getattr(source, "pages", 0):  # a full text: its PDF and the passages retrieved for this question
+        out.update(pdf=source.pdf, pages=source.pages, passages=[dict(p) for p in source.passages])
     if paper is not None:
         out.update(arxiv_id=paper.arxiv_id, source=paper.source, categories=list(paper.categories),
                    authors=out["authors"] or list(paper.authors), date=out["date"] or paper.date, url=out["url"] or paper.url)
@@ -394,7 +463,7 @@ def overview_markdown(count: int, library: str, topics: list[str], files: list[t
     """The empty chat's text: what the library holds and how to ask."""
     if count == 0:
         return (f"### The library `{library}` is empty\nAdd papers in the **Library** tab (.txt, .json, .jsonl, .csv, "
-                ".bib), or run `assistant ingest PATH`; then ask about them here.")
+                ".bib, PDF), or run `assistant ingest PATH`; then ask about them here.")
     lines = [f"### Ask the {count} papers in `{library}`"]
     if topics:
         lines.append("Topics: " + " · ".join(topics))

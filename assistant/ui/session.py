@@ -231,7 +231,8 @@ class ChatPage:
                 elif event.kind == "delta":
                     text += event.text
                     messages = render.chat_messages(turns)
-                    messages[-1]["content"] = render.linkify(text, turn=t)
+                    pdfs = {int(s["n"]): s["pdf"] for s in turn["sources"] if s.get("pdf")}
+                    messages[-1]["content"] = render.linkify(text, turn=t, pdfs=pdfs)
                     yield messages, gr.skip(), gr.skip(), gr.skip()
                 elif event.kind == "done":
                     notice = self._finish(conv, turn, event.answer, name, mode, k)

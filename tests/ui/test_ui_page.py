@@ -101,10 +101,15 @@ def test_page__empty_library_and_bad_uploads_are_explained(tmp_path, embedder):
     text, _ = _run(page, "what is NPO?")[-1]
     assert "library is empty" in text
 
-    pdf = tmp_path / "paper.pdf"
+    docx = tmp_path / "paper.docx"
+    docx.write_bytes(b"PK\x03\x04")
+    report, count, _ = page.upload(str(docx), progress=_no_progress)
+    assert "not a paper file" in report and ".pdf" in report and "0 papers" in count
+
+    pdf = tmp_path / "paper.pdf"  # PDFs are papers now; a broken one says what is wrong with it
     pdf.write_bytes(b"%PDF-1.4")
     report, count, _ = page.upload(str(pdf), progress=_no_progress)
-    assert "not a paper file" in report and "0 papers" in count
+    assert "Nothing could be read from `paper.pdf`" in report and "truncated" in report and "0 papers" in count
 
     bad = tmp_path / "broken.jsonl"
     bad.write_text('{"title": "No abstract here"}\nnot json at all\n')
