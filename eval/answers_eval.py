@@ -37,6 +37,12 @@ decline accuracy). An answer is *declined* when the engine says so
 * supported_rate — answers that were not declined: share of the answer's
   sentences the verifier did not list in ``unsupported_sentences``.
 * latency_p50_ms / latency_p95_ms — percentiles of the whole ask (``timings.total_ms``).
+* full-text questions (``page`` and ``passage`` given, as in eval/datasets/fulltext.jsonl):
+  paper_first — 1 when the answer's first source (the retriever's best paper) is a gold paper (a decline
+  has no sources and scores 0); passage_cited — 1 when a citation of a gold paper rests on evidence that
+  overlaps the gold passage (``passage_overlaps``: at least 70% of the content words of the shorter of the
+  two are in the other; every evidence sentence of the citation counts, ``citations[].passages``);
+  page_right — 1 when the answer text cites the gold paper at the gold page (``[n, p. N]``).
 * faithfulness / correctness — with an LLM (``app.llm``, or ``judge_llm``), the
   LLM judge's scores (prompts/judge.md, given the question, the numbered sources,
   the key facts and the answer), for every question including declined ones.
@@ -55,7 +61,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from assistant.core.text import split_sentences
+from assistant.core.text import CITATION, split_sentences
 from eval.retrieval_eval import gold_ids, load_questions
 
 _NUMBER = re.compile(r"^[\d.,]+\s*(%|x|×|[kKmMbB])?$")
@@ -68,7 +74,7 @@ JUDGE_METRICS = ("faithfulness", "correctness")
 
 def _norm(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower().replace("\\%", "%")
-    text = re.sub(r"\[[\d,\s\-–]+\]", " ", text)  # citations are not part of a fact
+    text = CITATION.sub(" ", text)  # citations ([3], [1, 2], [3, p. 5]) are not part of a fact
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -91,6 +97,39 @@ def unanswerable_kind(q: dict) -> str | None:
 
 def _share(hits: int, total: int) -> float | None:
     return hits / total if total else None
+
+
+FULLTEXT_METRICS = ("paper_first", "passage_cited", "page_right")
+PASSAGE_OVERLAP = 0.7
+
+
+def passage_overlaps(evidence: str, passage: str) -> bool:
+    """The evidence and the gold passage are the same text: 70% of the shorter one's content words (stemmed,
+    numbers included) are in the other. A sentence of the passage, or the passage inside a longer sentence, counts."""
+    from assistant.core.text import content_words
+
+    e, p = set(content_words(evidence)), set(content_words(passage))
+    if len(e) < 3 or len(p) < 3:
+        return False
+    return len(e & p) / min(len(e), len(p)) >= PASSAGE_OVERLAP
+
+
+def fulltext_scores(q: dict, answer, gold: list[str], sources: list | None = None) -> dict:
+    """paper_first, passage_cited and page_right for a question with a gold ``page`` and ``passage``."""
+    from assistant.answering.citations import parse_cited_pages
+
+    first = (sources or answer.sources or [None])[0]
+    first_id = (first.get("paper_id") if isinstance(first, dict) else getattr(first, "paper_id", None)) if first else None
+    gold_n = {c["n"] for c in answer.citations or [] if c.get("paper_id") in gold}
+    evidence = [e for c in answer.citations or [] if c.get("paper_id") in gold
+                for e in [c.get("evidence") or ""] + [p.get("evidence") or "" for p in c.get("passages") or []]]
+    cited_pages = {page for n, page in parse_cited_pages(answer.answer or "") if n in gold_n and page is not None}
+    return {
+        "paper_first": float(first_id in gold) if first_id else 0.0,
+        "passage_cited": float(any(passage_overlaps(e, q["passage"]) for e in evidence if e)),
+        "page_right": float(int(q["page"]) in cited_pages),
+        "cited_pages": sorted(cited_pages),
+    }
 
 
 def score_answer(q: dict, answer, gold: list[str]) -> dict:
@@ -140,6 +179,8 @@ def score_answer(q: dict, answer, gold: list[str]) -> dict:
     }
     if answerable and (cited_ids or not declined):
         row["gold_precision"] = hits / len(cited_ids) if cited_ids else 0.0
+    if answerable and q.get("passage") and q.get("page"):
+        row.update(fulltext_scores(q, answer, gold))
     return row
 
 
@@ -224,6 +265,7 @@ def _mean(rows: list[dict], key: str) -> float | None:
 def summarise(rows: list[dict], judged: bool = False) -> dict:
     """One group's line: the mean of each metric where it applies, latency p50/p95, and n."""
     out = {m: _mean(rows, m) for m in METRICS}
+    out.update({m: _mean(rows, m) for m in FULLTEXT_METRICS if any(r.get(m) is not None for r in rows)})
     if judged:
         out.update({m: _mean(rows, m) for m in JUDGE_METRICS})
     lat = [r["latency_ms"] for r in rows]

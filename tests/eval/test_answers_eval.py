@@ -118,6 +118,31 @@ def test_fact_covered__numbers_match_exactly_text_fuzzily():
     assert fact_covered("zeroth order optimization", "learned by zeroth-order optimization [2]")
 
 
+FULLTEXT_Q = {"id": "ft-x", "question": "What temperature was the spectrometer cooled to?", "type": "numeric",
+              "answerable": True, "key_facts": ["77 kelvin"], "page": 2,
+              "passage": "The spectrometer was cooled to 77 kelvin with liquid nitrogen before every measurement"}
+
+
+def test_fact_covered__a_page_mark_is_not_a_number_of_the_answer():
+    assert not fact_covered("2", "It was cooled to 77 kelvin [1, p. 2].")
+    assert fact_covered("77 kelvin", "It was cooled to 77 kelvin [1, p. 2].")
+
+
+def test_score_answer__full_text_question_scores_paper_first_passage_cited_and_page_right():
+    passage = {"evidence": "The spectrometer was cooled to 77 kelvin with liquid nitrogen before every measurement, and",
+               "page": 2, "support": 0.9}
+    cited = dict(_citation(1, "zephyr", 0.9), page=3, passages=[
+        {"evidence": "The error fell to 0.4 percent after the third cooling cycle.", "page": 3, "support": 0.95}, passage])
+    sources = [{"n": 1, "paper_id": "zephyr"}, {"n": 2, "paper_id": "other"}]
+    row = score_answer(FULLTEXT_Q, _answer("It was cooled to 77 kelvin [1, p. 2]. The error fell [1, p. 3].", [cited],
+                                           sources=sources), ["zephyr"])
+    assert (row["paper_first"], row["passage_cited"], row["page_right"], row["cited_pages"]) == (1.0, 1.0, 1.0, [2, 3])
+    wrong = score_answer(FULLTEXT_Q, _answer("The error fell [2, p. 3].", [dict(cited, n=2, passages=cited["passages"][:1])],
+                                             sources=sources[::-1]), ["zephyr"])
+    assert (wrong["paper_first"], wrong["passage_cited"], wrong["page_right"]) == (0.0, 0.0, 0.0)
+    assert "paper_first" not in score_answer(ANSWERABLE, _answer("x [1]."), [])  # only where a page and passage are given
+
+
 def test_summarise__means_over_the_questions_a_metric_applies_to_and_latency_percentiles():
     rows = [score_answer(ANSWERABLE, _answer("a prompt classifier [1]", [_citation(1, "gold")], ms=100.0), ["gold"]),
             score_answer(NEAR_MISS, _declined(ms=300.0), []),
