@@ -146,7 +146,10 @@ def search(
         typer.echo("no matching papers")
     for i, h in enumerate(hits, 1):
         typer.echo(f"{i:>2}. {h.title}  [{h.paper_id}]  score {h.score:.3f}")
-        if h.chunks:
+        if h.passages:  # a full text: its best passages with their pages
+            for p in h.passages:
+                typer.echo(f"    p. {p['page']}: {p['text'][:160]}{'…' if len(p['text']) > 160 else ''}")
+        elif h.chunks:
             snippet = h.chunks[0]
             typer.echo(f"    {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
 
@@ -438,6 +441,8 @@ def bench(
     beir: Annotated[Optional[Path], typer.Option("--beir", help="A BEIR folder (eval/datasets/scifact): each embedding variant ingests it end to end and is scored; then a killed ingest is resumed.")] = None,
     beir_variants: Annotated[str, typer.Option("--beir-variants", help="Variants for --beir: int8, fp32, torch; '-nosent' leaves sentence vectors out.")] = "int8,int8-nosent,fp32,torch",
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds of the embedding engines side by side.")] = 2,
+    pdfs: Annotated[Optional[Path], typer.Option("--pdfs", help="A folder of PDFs: their ingest speed (pages/s, extraction and embedding apart).")] = None,
+    pdf_only: Annotated[bool, typer.Option("--pdf-only", help="Measure only the PDFs given with --pdfs.")] = False,
 ) -> None:
     """Benchmark ingest (embedding variants side by side), search, ask, cold start, the UI, memory and scaling."""
     from eval.bench import BenchConfig, run_bench
@@ -449,6 +454,10 @@ def bench(
         raise UserError(f"--sizes takes comma-separated numbers, not {sizes!r}") from None
     if not data.exists():
         raise UserError(f"no such file or folder: {data}")
+    if pdf_only and pdfs is None:
+        raise UserError("--pdf-only needs --pdfs FOLDER")
+    if pdfs is not None and not pdfs.is_dir():
+        raise UserError(f"--pdfs takes a folder of PDFs: {pdfs} is not one")
     if beir is not None and not (beir / "corpus.jsonl").exists():
         raise UserError(f"{beir} is not a BEIR folder: no corpus.jsonl")
     variants = [v.strip() for v in beir_variants.split(",") if v.strip()]
@@ -457,7 +466,8 @@ def bench(
             raise UserError(f"unknown variant {v!r} in --beir-variants: int8, fp32 or torch, optionally with -nosent")
     cfg = BenchConfig(data=data.resolve(), sizes=size_list, queries=queries, cold_reps=reps,
                       ui=not no_ui, llm=not no_llm, work=work, rounds=rounds,
-                      beir=beir.resolve() if beir else None, beir_variants=variants)
+                      beir=beir.resolve() if beir else None, beir_variants=variants,
+                      pdfs=pdfs.resolve() if pdfs else None, pdf_only=pdf_only)
     result = run_bench(cfg, log=lambda msg: typer.echo(f"[bench] {msg}", err=True))
     folder = write_report(result, out)
     for t in targets(result):

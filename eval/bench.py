@@ -12,7 +12,9 @@ grows a synthetic library (eval/synthetic.py) through the given sizes and
 measures search latency, BM25 build time and memory at each, each in a fresh
 process so one size's memory does not leak into the next. Given a BEIR folder
 (``--beir eval/datasets/scifact``), each variant ingests its corpus end to end
-and is scored, and an ingest killed half-way is resumed. Results go to
+and is scored, and an ingest killed half-way is resumed. Given a folder of PDFs
+(``--pdfs ../shared/corpus/pdfs``), their ingest speed is measured first
+(eval/bench_pdf.py; ``--pdf-only`` stops there). Results go to
 ``report.json``, ``report.md`` and PNG charts (eval/bench_report.py).
 
 Timings are wall-clock on whatever else the machine is doing: the report
@@ -67,6 +69,8 @@ class BenchConfig:
     beir: Path | None = None  # a BEIR folder (SciFact): each variant ingests it end to end and is scored
     beir_variants: list[str] = field(default_factory=lambda: ["int8", "int8-nosent", "fp32", "torch"])
     resume: bool = True  # with beir: an ingest of 1,000 of its abstracts killed half-way, then resumed
+    pdfs: Path | None = None  # a folder of PDFs: their ingest speed, extraction and embedding apart (bench_pdf.py)
+    pdf_only: bool = False  # measure only the PDFs
 
 
 # -- the measurements ------------------------------------------------------------------
@@ -243,6 +247,12 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
             return None
 
     try:
+        if cfg.pdfs:
+            from eval.bench_pdf import measure_pdfs
+
+            result["pdf"] = step("pdf", measure_pdfs, cfg.pdfs, work, log)
+        if cfg.pdf_only:
+            return _done(result, started, work, cfg)
         got = step("ingest", measure_variants, cfg, home, log)
         ctx = None
         if got:
@@ -268,6 +278,12 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
     finally:
         if not cfg.work:
             shutil.rmtree(work, ignore_errors=True)
+    return _done(result, started, work, cfg)
+
+
+def _done(result: dict, started: float, work: Path, cfg: BenchConfig) -> dict:
+    if not cfg.work:
+        shutil.rmtree(work, ignore_errors=True)
     result["load_after"] = load_average()
     result["bench_peak_rss_mb"] = peak_rss_mb()
     result["seconds"] = time.perf_counter() - started

@@ -22,6 +22,8 @@ TARGETS = {
     "hybrid_p50_ms_100k": 150.0,
     "ask_cold_s": 5.0,
     "memory_mb_100k": 2048.0,
+    "pdf_25_pages_s": 10.0,  # `assistant ingest` of the longest sample PDF (eLife, 26 pages), whole process (issue 15)
+    "pdf_85_papers_s": 180.0,  # 85 PDFs, estimated from the sample's per-page time (eval/bench_pdf.py)
 }
 
 
@@ -58,6 +60,8 @@ def targets(result: dict) -> list[dict]:
         "hybrid_p50_ms_100k": _get(at100k, "search", "latency", "hybrid", "p50"),
         "ask_cold_s": (_get(result, "cold", "ask", "p50") or 0) / 1000 or None,
         "memory_mb_100k": max(_get(at100k, "build", "peak_rss_mb", default=0), _get(at100k, "search", "peak_rss_mb", default=0)) or None,
+        "pdf_25_pages_s": _get(result, "pdf", "cold_ingest", "seconds"),
+        "pdf_85_papers_s": _get(result, "pdf", "estimate", "papers_85_seconds"),
     }
     labels = {
         "int8_vs_torch": ("ingest engine, int8 / torch fp32 (same chunks)", "≥", "{:.2f}×"),
@@ -72,6 +76,8 @@ def targets(result: dict) -> list[dict]:
         "hybrid_p50_ms_100k": ("hybrid search p50, 100k papers (ms)", "≤", "{:.1f}"),
         "ask_cold_s": ("`assistant ask` cold start, median (s)", "≤", "{:.2f}"),
         "memory_mb_100k": ("peak RSS at 100k papers (MiB)", "≤", "{:.0f}"),
+        "pdf_25_pages_s": ("`assistant ingest` of a 26-page PDF, whole process (s)", "≤", "{:.1f}"),
+        "pdf_85_papers_s": ("85 PDFs, estimated from the sample (s)", "≤", "{:.0f}"),
     }
     out = []
     for key, goal in TARGETS.items():
@@ -171,6 +177,8 @@ def render_markdown(result: dict, charts: list[str] = ()) -> str:
                 if "error" in d:
                     lines.append(f"| ({phase} failed: {d['error']}) | | | | | | | | |")
 
+    if result.get("pdf"):
+        lines += _pdf_markdown(result["pdf"])
     if result.get("beir"):
         lines += _beir_markdown(result["beir"])
     res = result.get("resume")
@@ -192,6 +200,30 @@ def render_markdown(result: dict, charts: list[str] = ()) -> str:
     if charts:
         lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]
     return "\n".join(lines) + "\n"
+
+
+def _pdf_markdown(pdf: dict) -> list[str]:
+    t, est, cold = pdf["totals"], pdf.get("estimate") or {}, pdf.get("cold_ingest") or {}
+    lines = ["", "## PDF ingest (eval/bench_pdf.py)", "",
+             "Each file ingested alone into an empty library, the model loaded; extraction is `read_pdf` (best of three), "
+             "embedding is the chunks' and sentence vectors' encoder time, the rest is chunking, Chroma and the PDF copy.",
+             "", "| file | pages | extraction (pages/s) | ingest (s) | read / embed / rest (s) | chunks | embed (chunks/s) | "
+             "ingest (pages/s) | re-ingest (s) |", "|---|---|---|---|---|---|---|---|---|"]
+    for f in pdf["files"]:
+        lines.append(f"| {Path(f['file']).name} | {f['pages']} | {f['extract_pages_per_s']:.0f} | {f['ingest_seconds']:.2f} | "
+                     f"{f['read_seconds']:.2f} / {f['embed_seconds']:.2f} / {f['other_seconds']:.2f} | {f['chunks']} | "
+                     f"{f['chunks_per_s'] or 0:.0f} | {f['pages_per_s']:.1f} | {f['reingest_seconds']:.2f} |")
+    lines.append(f"| all | {t['pages']} | {t['extract_pages_per_s']:.0f} | {t['seconds']:.2f} | "
+                 f"{t['read_seconds']:.2f} / {t['embed_seconds']:.2f} / {t['seconds'] - t['read_seconds'] - t['embed_seconds']:.2f} | "
+                 f"{t['chunks']} | | {t['pages_per_s']:.1f} | |")
+    if cold:
+        lines += ["", f"`assistant ingest {Path(cold['file']).name}` ({cold['pages']} pages) as a whole process: "
+                      f"{cold['seconds']:.1f} s, peak RSS {cold['peak_rss_mb']:.0f} MiB."]
+    if est:
+        lines += ["", f"Estimate ({est['how']}): {est['per_page_seconds']:.3f} s a page, process start "
+                      f"{est['process_start_seconds']:.1f} s; a 25-page paper {est['paper_25_pages_seconds']:.1f} s; "
+                      f"85 papers of {est['mean_pages']:.1f} pages {est['papers_85_seconds']:.0f} s."]
+    return lines
 
 
 def _ingest_markdown(ing: dict) -> list[str]:
