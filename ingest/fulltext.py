@@ -119,7 +119,10 @@ class FullTextIndex:
     def resolve(self, papers: list[Paper]) -> tuple[list[Paper], int]:
         """The papers to store (a full text re-identified as the stored paper it is), and how many abstract
         entries of stored full texts were absorbed (their gaps filled on the record, nothing embedded)."""
-        if not self.ids or not (any(p.has_full_text for p in papers) or any(m.get("pages") for m in self.ids.values())):
+        stored_full = getattr(self.library, "has_full_texts", lambda: True)
+        if not any(p.has_full_text for p in papers) and not stored_full():
+            return papers, 0  # abstracts only, on both sides: the rules they always had, and no scan
+        if not self.ids:
             return [_with_abstract(p) for p in papers], 0
         matches = {id(p): self._match(p) for p in papers}
         wanted = [pid for pid in dict.fromkeys(matches.values()) if pid]

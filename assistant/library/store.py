@@ -241,6 +241,11 @@ class Library:
         return out
 
     @_guarded
+    def has_full_texts(self) -> bool:
+        """Whether any stored paper is a full text (one indexed lookup, not a scan)."""
+        return bool(self.papers.get(where={"pages": {"$gte": 1}}, limit=1, include=[])["ids"])
+
+    @_guarded
     def passages(self, paper_ids: list[str], counts: dict[str, int] | None = None) -> dict[str, list[dict]]:
         """paper_id -> its body chunks ({chunk_id, page, section, kind, text, vec}) for full-text papers.
 
