@@ -57,8 +57,9 @@ def split_sentences(text: str) -> list[str]:
     start = 0
     for m in _BOUNDARY.finditer(text):
         candidate = text[start : m.start()].strip()
-        last_word = candidate.rsplit(" ", 1)[-1].rstrip(".!?").lower()
-        tail2 = " ".join(candidate.rsplit(" ", 2)[-2:]).rstrip(".").lower()
+        # "(Fig. 3B", "(e.g. BERT": an opening bracket or quote before the abbreviation does not end a sentence.
+        last_word = candidate.rsplit(" ", 1)[-1].rstrip(".!?").lower().lstrip("([{\"'")
+        tail2 = " ".join(candidate.rsplit(" ", 2)[-2:]).rstrip(".").lower().lstrip("([{\"'")
         if last_word in _ABBREV or tail2 in _ABBREV or re.fullmatch(r"[a-z]", last_word):
             continue  # "e.g. BERT", "et al. 2020", "A. Smith"
         sentences.append(text[start : m.end()].strip())

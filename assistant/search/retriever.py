@@ -68,6 +68,7 @@ class Searcher:
 
     # Passages of a full-text paper handed to answering: the answer quotes and cites them by page.
     passages_per_paper = 3
+    passages_first = 5
 
     def __init__(self, library, embedder, bm25_loader: Callable[[], object], fusion: FusionConfig | None = None):
         self.library = library
@@ -149,17 +150,21 @@ class Searcher:
             hits.append(hit)
         self._attach_papers(hits, with_abstracts, {pid: dense[pid][1] for pid, _ in ranked if pid in dense})
         if with_abstracts:
-            self._attach_passages(query, [h for h in hits if h.pages], index)
+            self._attach_passages(query, hits, index)
         return hits
 
-    def _attach_passages(self, query: str, hits: list[Hit], index=None) -> None:
+    def _attach_passages(self, query: str, ranked: list[Hit], index=None) -> None:
         """The best passages of each full-text hit, best first, with their pages.
 
         A paper's body chunks are scored as papers are: the dense similarity to the query and the BM25 score of
         the passage's row, standardised over that paper's passages and summed with the library's fusion weight.
+        The best-ranked paper gets ``passages_first`` (an answer from one paper quotes up to five sentences), the
+        others ``passages_per_paper``.
         """
+        hits = [h for h in ranked if h.pages]
         if not hits:
             return
+        first = ranked[0].paper_id
         counts = getattr(index, "chunk_counts", None) if index is not None else None
         by_paper = self.library.passages([h.paper_id for h in hits], counts or None)
         if not by_paper:
@@ -180,10 +185,10 @@ class Searcher:
             dense = {p["chunk_id"]: float(p["vec"] @ qvec) for p in rows}
             sparse = dict(sorted(((cid, s) for cid in dense if (s := lexical.get(cid, 0.0)) > 0), key=lambda kv: -kv[1]))
             by_id = {p["chunk_id"]: p for p in rows}
-            chosen = fuse_scores(dense, sparse, cfg)[: self.passages_per_paper]
+            chosen = fuse_scores(dense, sparse, cfg)[: self.passages_first if hit.paper_id == first else self.passages_per_paper]
             hit.passages = [{"chunk_id": cid, "page": by_id[cid]["page"], "section": by_id[cid]["section"],
-                             "kind": by_id[cid]["kind"], "text": by_id[cid]["text"], "score": round(score, 4),
-                             "dense": round(dense[cid], 4)} for cid, score in chosen]
+                             "kind": by_id[cid]["kind"], "text": _whole_sentences(by_id[cid], rows),
+                             "score": round(score, 4), "dense": round(dense[cid], 4)} for cid, score in chosen]
 
     def _fill_dense(self, query: str, dense: dict, sparse: dict, chunk_counts: dict[str, int]) -> None:
         # Papers found only by BM25 still get their true dense similarity, so the
@@ -215,6 +220,26 @@ class Searcher:
                     hit.abstract = paper.abstract
                 if not hit.chunks:
                     hit.chunks.append(paper.abstract[:300])
+
+
+_ENDS_SENTENCE = re.compile(r"[.!?:][\"')\]]*\s*$")
+_STARTS_MID_SENTENCE = re.compile(r"^[a-z,;)]")
+
+
+def _whole_sentences(row: dict, rows: list[dict]) -> str:
+    """A passage's text with the sentence it starts or ends in the middle of made whole.
+
+    A sentence longer than a chunk is cut by the chunker; quoting half of it would say half of what it says.
+    The neighbouring chunk's text completes it when that chunk is on the same page (a citation names one page).
+    """
+    text = row["text"]
+    at = {r["index"]: r for r in rows}
+    before, after = at.get(row["index"] - 1), at.get(row["index"] + 1)
+    if _STARTS_MID_SENTENCE.match(text) and before and before["page"] == row["page"] and before["kind"] == row["kind"]:
+        text = f"{before['text']} {text}"
+    if not _ENDS_SENTENCE.search(text) and after and after["page"] == row["page"] and after["kind"] == row["kind"]:
+        text = f"{text} {after['text']}"
+    return text
 
 
 def fuse_scores(dense: dict, sparse: dict, cfg: FusionConfig) -> list[tuple[str, float]]:

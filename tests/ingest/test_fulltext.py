@@ -131,7 +131,9 @@ def test_pdf_search__one_hit_per_paper_with_its_best_passages_and_their_pages(ap
     top = hits[0]
     assert top.paper_id == DOI and top.pages == 4 and Path(top.pdf).exists()
     assert top.passages[0]["page"] == 2 and "twelve silicon detectors" in top.passages[0]["text"]
-    assert len(top.passages) == 3 and [p["score"] for p in top.passages] == sorted((p["score"] for p in top.passages), reverse=True)
+    # The best paper gets up to five passages (others three), best first.
+    assert len(top.passages) == min(5, len(body_chunks(app, DOI)))
+    assert [p["score"] for p in top.passages] == sorted((p["score"] for p in top.passages), reverse=True)
     assert all(set(p) >= {"page", "section", "kind", "text", "score"} for p in top.passages)
     assert json.loads(json.dumps(top.to_dict()))["passages"][0]["page"] == 2  # the JSON contract carries them
     assert not next(h for h in hits if h.paper_id != DOI).passages  # an abstract has none
