@@ -216,6 +216,10 @@ def _pdf_markdown(pdf: dict) -> list[str]:
     lines.append(f"| all | {t['pages']} | {t['extract_pages_per_s']:.0f} | {t['seconds']:.2f} | "
                  f"{t['read_seconds']:.2f} / {t['embed_seconds']:.2f} / {t['seconds'] - t['read_seconds'] - t['embed_seconds']:.2f} | "
                  f"{t['chunks']} | | {t['pages_per_s']:.1f} | |")
+    if t.get("together"):
+        g = t["together"]
+        lines.append(f"| all, one ingest | {t['pages']} | | {g['seconds']:.2f} | {g['read_seconds']:.2f} / {g['embed_seconds']:.2f} / "
+                     f"{g['seconds'] - g['read_seconds'] - g['embed_seconds']:.2f} | {g['chunks']} | | {g['pages_per_s']:.1f} | |")
     if cold:
         lines += ["", f"`assistant ingest {Path(cold['file']).name}` ({cold['pages']} pages) as a whole process: "
                       f"{cold['seconds']:.1f} s, peak RSS {cold['peak_rss_mb']:.0f} MiB."]
