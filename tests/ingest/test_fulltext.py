@@ -150,7 +150,7 @@ def test_real_pdfs__ingested_with_every_answer_passage_in_a_chunk_of_its_page(ap
         doi = q["gold_dois"][0]
         chunks = body_chunks(app, papers[doi].paper_id)
         assert all(1 <= m["page"] <= papers[doi].pages for _, m in chunks)
-        for sentence in split_sentences(q["passage"]):
+        for sentence in [s for s in split_sentences(q["passage"]) if len(s) >= 40]:  # not "Figure supplement 1."
             on = {m["page"] for d, m in chunks if flat(sentence)[:60] in flat(d)}
             assert on == {q["page"]}, (q["id"], sentence[:60], on)
         refs = papers[doi].references
