@@ -272,8 +272,9 @@ def _beir_markdown(beir: dict) -> list[str]:
         lines.append(f"| {name} | {v['ingest_seconds']:.0f} | {v['bm25_seconds']:.1f} | {v['end_to_end_seconds']:.0f} | "
                      f"{v['chunks']:,} | {v['sentences']:,} | {v['peak_rss_mb']:.0f} | {v['ndcg10']:.3f} | "
                      f"{v['dense_ndcg10']:.3f} | {v['recall100']:.3f} |")
-    lines += ["", "Variants: int8 and fp32 are ONNX Runtime; torch is sentence-transformers (fp32) without sentence "
-              "vectors, as ingest ran before; -nosent leaves sentence vectors out."]
+    lines += ["", "Variants: int8 and fp32 run on ONNX Runtime, torch is sentence-transformers (fp32); each does the "
+              "same work (chunks, sentence vectors, BM25) unless -nosent, which leaves sentence vectors out (as ingest "
+              "was before they were stored). Model files come ready from the per-user cache."]
     return lines
 
 

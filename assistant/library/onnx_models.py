@@ -14,8 +14,9 @@ Two variants, each one file:
   scale per weight matrix loses too much (mean cosine 0.94 to fp32: MiniLM's
   matrices have outlier channels); per channel keeps 0.995.
 
-Building the fp32 file imports torch (seconds, once); quantizing takes about a
-second. A file is named after what made it (the weights, the recipe and the
+Building the fp32 file imports torch (about 6 s, once; 1.2 GB at its peak), so
+it runs in a child process: the command that needed the model never holds
+torch. Quantizing takes about a second. A file is named after what made it (the weights, the recipe and the
 onnxruntime version), so other weights or a new recipe mean a new file, and the
 same inputs give the same bytes (tests/assistant/test_embeddings.py). Files are
 kept in ``<home>/models`` and also in a per-user cache
@@ -29,6 +30,8 @@ import hashlib
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,13 +96,22 @@ def ensure_model(cache_dir: Path, variant: str, model_path: str | None = None) -
     if variant == "int8":
         quantize_int8(ensure_model(cache_dir, "fp32", model_path), target)
     else:
-        export_fp32(model_path or local_model_path(), target)
+        _build_in_child(model_path or local_model_path(), target)
     try:  # best effort: a read-only or full cache only costs the next new home a build
         if shared.resolve() != target.resolve():
             _copy_atomic(target, shared)
     except OSError as exc:
         log.debug("could not keep %s in the per-user cache: %s", target.name, exc)
     return target
+
+
+def _build_in_child(model_path: str, target: Path) -> None:
+    """``export_fp32`` in a child process (torch and transformers never load into this one)."""
+    proc = subprocess.run([sys.executable, "-m", "assistant.library.onnx_models", "export", model_path, str(target)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not target.exists():
+        lines = proc.stderr.strip().splitlines()
+        raise RuntimeError(f"building the ONNX model failed: {lines[-1] if lines else proc.returncode}")
 
 
 def export_fp32(model_path: str, target: Path) -> Path:
@@ -191,3 +203,7 @@ def _quiet():
             yield
     finally:
         logging.disable(previous)
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "export":
+    export_fp32(sys.argv[2], Path(sys.argv[3]))

@@ -51,3 +51,30 @@ def test_bank__marks_sentences_that_lean_on_the_one_before():
     assert by_text["This makes models forget."].dependent
     assert by_text["The former helps the latter."].dependent
     assert not by_text["Paper 1 studies unlearning."].dependent
+
+
+def test_bank__uses_stored_vectors_and_embeds_only_what_the_store_lacks():
+    embedded: list[str] = []
+
+    def embed(texts):
+        embedded.extend(texts)
+        return _embed(texts)
+
+    stored = {"p1": np.full((4, 8), 0.5, dtype=np.float32)}
+
+    def lookup(items):
+        return [stored.get(pid) for pid, _ in items]
+
+    bank = SentenceBank(embed, lookup_fn=lookup)
+    (texts1, vecs1), (texts2, vecs2) = bank.split_many([_source(1), _source(2)])
+    np.testing.assert_array_equal(vecs1, stored["p1"])
+    assert embedded == texts2 and len(vecs2) == 4  # only the paper the store lacks
+    # Verification reuses what the bank holds, stored vectors included.
+    np.testing.assert_array_equal(bank.embed_cached([texts1[1]])[0], stored["p1"][1])
+
+    def broken(items):
+        raise RuntimeError("store unreachable")
+
+    embedded.clear()
+    texts3, vecs3 = SentenceBank(embed, lookup_fn=broken).split(_source(3))
+    assert embedded == texts3 and len(vecs3) == 4  # a store that fails costs speed, not the answer
