@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -366,9 +365,11 @@ def test_bad__missing_file(tmp_path):
     assert "no such file" in _problem(tmp_path / "absent.pdf")
 
 
-def test_500_pages__read_within_time_and_memory_bounds(tmp_path):
-    """A 500-page file reads in well under 30 s and 400 MB (measured: ~3 s, ~90 MB peak RSS for the
-    whole process with 5 lines a page; ~11 s with 50 lines a page)."""
+def test_500_pages__read_whole_with_bounded_memory(tmp_path):
+    """A 500-page file reads to its last page with its running header removed, in bounded memory.
+
+    Peak memory is the child's own VmHWM: ru_maxrss would inherit the (large) pytest process's RSS
+    across fork and exec. Speed is measured by eval/pdf_bench.py, not here."""
     pdf = FPDF(unit="pt", format="A4")
     pdf.set_auto_page_break(False)
     pdf.set_font("Helvetica", size=10)
@@ -381,17 +382,16 @@ def test_500_pages__read_within_time_and_memory_bounds(tmp_path):
     path = tmp_path / "long.pdf"
     pdf.output(str(path))
     script = (
-        "import resource, sys, time; from ingest.pdf import read_pdf; t = time.perf_counter(); "
-        "d = read_pdf(sys.argv[1]); took = time.perf_counter() - t; "
-        "print(d.page_count, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, "
+        "import re, sys; from pathlib import Path; from ingest.pdf import read_pdf; d = read_pdf(sys.argv[1]); "
+        "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', Path('/proc/self/status').read_text()).group(1)) // 1024; "
+        "print(d.page_count, hwm, "
         "'Line 1 of page 500 holds' in d.pages[499].text, any('A Very Long Report' in p.text for p in d.pages))"
     )
-    start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, capture_output=True, text=True, check=True)
-    pages, took, rss_mb, last_page_read, header_left = out.stdout.split()
+    pages, peak_mb, last_page_read, header_left = out.stdout.split()
     assert pages == "500" and last_page_read == "True" and header_left == "False"
-    assert float(took) < 30 and int(rss_mb) < 400, out.stdout
-    assert time.perf_counter() - start < 60
+    # measured ~90 MB; a reader that held every page's characters at once would go far past this
+    assert int(peak_mb) < 400, out.stdout
 
 
 # --- the full-text question set ------------------------------------------------------------------

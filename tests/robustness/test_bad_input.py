@@ -57,9 +57,10 @@ def test_bad_input__each_bad_file_is_reported_good_ones_load_and_memory_stays_bo
         "abstract": "An abstract with \x00 nulls, \x1b[2J escapes and \x08 backspaces about sparse attention in transformers.",
     }) + "\n")
 
-    # In a subprocess, so its peak RSS is this ingest's alone (after the model is loaded and warm).
+    # In a subprocess, so its peak RSS is this ingest's alone (after the model is loaded and warm);
+    # VmHWM, not ru_maxrss, which inherits the pytest process's RSS across fork and exec.
     script = textwrap.dedent(f"""
-        import json, resource, sys
+        import json, re, sys
         from pathlib import Path
         sys.path.insert(0, {str(ROOT)!r})
         from assistant.app import App
@@ -67,9 +68,11 @@ def test_bad_input__each_bad_file_is_reported_good_ones_load_and_memory_stays_bo
         app = App(Settings(home={str(temp_home)!r}))
         app.embedder.embed(["warm up the model"])
         app.library.count_papers()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        def peak_kb():
+            return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
+        before = peak_kb()
         report = app.ingest([Path({str(folder)!r})])
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after = peak_kb()
         print(json.dumps({{"report": report.to_dict(), "growth_kb": after - before,
                            "papers": [[p.title, p.abstract] for p in app.library.iter_papers()]}}))
     """)

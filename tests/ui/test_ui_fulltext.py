@@ -71,3 +71,46 @@ def test_page__upload_takes_a_pdf_and_the_page_serves_it_at_its_page(tmp_path, e
             urllib.request.urlopen(base + pdf_url(str(outside)), timeout=20)
     finally:
         demo.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
+def test_browser__upload_a_pdf_ask_and_open_it_at_the_cited_page(browser, tmp_path, embedder):
+    app = App(Settings(home=tmp_path / "h", ui_port=free_port()), embedder=embedder)
+    demo = launch(app, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{app.settings.ui_port}/"
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    outside: list[str] = []
+    # Chromium's own PDF viewer loads from chrome-extension://; anything on the network would be http(s)
+    context.on("request", lambda r: outside.append(r.url)
+               if r.url.startswith(("http:", "https:")) and not r.url.startswith(url) else None)
+    try:
+        page.goto(url)
+        page.get_by_role("tab", name="Library").click()
+        page.locator("#upload input[type=file]").set_input_files(str(make_zephyr(tmp_path / "zephyr.pdf")))
+        page.locator("#upload-report").get_by_text("1 new").wait_for(timeout=90_000)
+        page.get_by_role("tab", name="Chat").click()
+        question = "What temperature was the Zephyr spectrometer cooled to before each measurement?"
+        box = page.locator("#question textarea")
+        box.fill(question)
+        box.press("Enter")
+        page.locator(f'#sources-panel .src-footer[data-question="{question}"]').wait_for(timeout=90_000)
+        bubble = page.locator("#chatbot .message.bot").last
+        assert "77 kelvin" in bubble.inner_text() and "p. 2" in bubble.inner_text()
+        link = bubble.locator('a[href*="#page=2"]').first
+        with context.expect_page() as opened:
+            link.click()
+        pdf_page = opened.value
+        assert pdf_page.url.startswith(url + "gradio_api/file=") and pdf_page.url.endswith(".pdf#page=2")
+        with urllib.request.urlopen(pdf_page.url.split("#")[0], timeout=20) as reply:
+            assert reply.read(5) == b"%PDF-"
+        card = page.locator("#sources-panel .src").first
+        # the card opens the PDF, and the passage the answer rests on (p. 2) links to its page
+        assert card.locator("a.pdf-link").count() == 1
+        assert card.locator('blockquote.evidence a.page[href*="#page=2"]').count() == 1
+    finally:
+        context.close()
+        demo.close()
+    assert outside == []  # the PDF and the page come from 127.0.0.1 only
