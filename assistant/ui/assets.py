@@ -165,6 +165,15 @@ JS = """
     if (a) show(a, false); else if (!pop.contains(e.target) && !pop.dataset.pinned) hide();
   });
   document.addEventListener('keydown', e => { if (e.key === 'Escape') hide(); });
+  // On a touch screen a tap on [n] pins the popover at touchend: the click that follows may land on the
+  // paragraph beside a small superscript link (the browser adjusts a tap's point), so it is not waited for.
+  let touchedLink = null;
+  document.addEventListener('touchstart', e => { touchedLink = e.target.closest && e.target.closest(LINK); }, {capture: true, passive: true});
+  document.addEventListener('touchmove', () => { touchedLink = null; }, {capture: true, passive: true});
+  document.addEventListener('touchend', e => {
+    const a = touchedLink; touchedLink = null;
+    if (a && e.cancelable) { e.preventDefault(); show(a, true); }  // preventDefault: no click after it
+  }, {capture: true, passive: false});
   document.addEventListener('click', e => {
     const t = e.target;
     const a = t.closest && t.closest(LINK);
