@@ -89,7 +89,7 @@ class App:
         s = self.settings
         return {"library": s.library, "backend": s.backend, "llm_model": s.llm_model if s.backend != "extractive" else "",
                 "retriever": s.retriever, "top_k": s.top_k, "embedding_model": s.embedding_model,
-                "min_relevance": s.min_relevance}
+                "min_relevance": s.min_relevance, "min_passage_relevance": s.min_passage_relevance}
 
     def bm25(self):
         from assistant.library.bm25 import load_or_build
@@ -185,7 +185,8 @@ class App:
         return CitedQueryEngine(
             retriever=self.retriever(),
             synthesizer=self.synthesizer(),
-            answerability=Answerability(self.embedder.embed, min_relevance=self.settings.min_relevance),
+            answerability=Answerability(self.embedder.embed, min_relevance=self.settings.min_relevance,
+                                        min_passage_relevance=self.settings.min_passage_relevance),
             verifier=self.verifier,
             bank=self.bank,
             stats=self.library_stats,

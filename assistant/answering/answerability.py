@@ -122,6 +122,7 @@ class Answerability:
         embed_fn: Callable[[list[str]], np.ndarray] | None = None,
         *,
         min_relevance: float = 0.25,
+        min_passage_relevance: float = 0.42,
         relative_margin: float = 0.12,
         common_name_share: float = 0.05,
         rare_word_share: float = 0.02,
@@ -131,6 +132,9 @@ class Answerability:
         self.embed_fn = embed_fn
         # Off-topic questions peak at cosine 0.15 on the bundled library, answerable ones bottom out at 0.38.
         self.min_relevance = min_relevance
+        # A full text's best passage sentence counts from this cosine. On the three PDFs (with the bundled library),
+        # off-topic questions' best passage sentences peak at 0.38 and the full-text questions' bottom out at 0.47.
+        self.min_passage_relevance = min_passage_relevance
         # Cited papers stay within this cosine of the best one (or name one of the question's names).
         self.relative_margin = relative_margin
         # A name in more than this share of the library (LLM, GPT, English) does not pick out papers.
@@ -149,15 +153,15 @@ class Answerability:
         stats = stats or LibraryStats()
         if not question.text.strip() and question.mode != "summarize":
             return Decision("decline", "the question is empty")
-        relevances = {s.n: s.relevance for s in sources if s.relevance is not None}
+        relevances = self._relevances(question, sources, sentences)
         best = max(relevances.values(), default=None)
         named_sides = question.mode == "compare" and len(question.sides) >= 2 and any(
             mentions(f"{s.title} {body_text(s)}", side_key) for s in sources for side in question.sides
             for side_key in side_keys(side, "", stats, self.common_name_share))
         # "compare TOFU and MUSE" embeds far from any abstract; papers that name a side still make it answerable.
         if not sources or best is None or (best < self.min_relevance and not named_sides):
-            top = max(sources, key=lambda s: s.relevance or -1.0, default=None)
-            near = f" (closest: \u201c{top.title}\u201d, similarity {top.relevance:.2f})" if top and top.relevance is not None else ""
+            top = max(sources, key=lambda s: relevances.get(s.n, -1.0), default=None)
+            near = f" (closest: \u201c{top.title}\u201d, similarity {relevances[top.n]:.2f})" if top and top.n in relevances else ""
             return Decision("decline", f"nothing in the library is about this{near}")
 
         by_n = {s.n: s for s in sources}
@@ -166,8 +170,8 @@ class Answerability:
         carried = {n: {e for e in names if mentions(text_of[n], e)} for n in by_n}  # the names each paper carries
 
         # 1. Relative gate: close to the best paper, or naming what the question names.
-        keep = [s.n for s in sorted(sources, key=lambda s: -(s.relevance or -1.0))
-                if (s.relevance or -1.0) >= best - self.relative_margin or carried[s.n]]
+        keep = [s.n for s in sorted(sources, key=lambda s: -relevances.get(s.n, -1.0))
+                if relevances.get(s.n, -1.0) >= best - self.relative_margin or carried[s.n]]
         if question.mode == "summarize" and not question.text.strip():
             keep = [s.n for s in sources]  # "summarise these papers": the user chose them
 
@@ -226,6 +230,21 @@ class Answerability:
         return decision
 
     # -- signals -----------------------------------------------------------------------
+
+    def _relevances(self, question: Question, sources: Sequence[Source], sentences: Sequence[Sentence]) -> dict[int, float]:
+        """Each source's similarity to the question: its best chunk's, or for a full text its best passage sentence's
+        when that is higher and at least ``min_passage_relevance``. Abstracts keep their chunk's similarity (what
+        ``min_relevance`` was set on)."""
+        relevances = {s.n: float(s.relevance) for s in sources if s.relevance is not None}
+        passage = [x for x in sentences if x.passage >= 0]
+        if not passage or self.embed_fn is None or not question.text.strip():
+            return relevances
+        qvec = np.asarray(self.embed_fn([question.text]), dtype=np.float32)[0]
+        sims = np.stack([x.vec for x in passage]) @ qvec
+        for x, sim in zip(passage, sims):
+            if x.n in relevances and sim >= self.min_passage_relevance and sim > relevances[x.n]:
+                relevances[x.n] = float(sim)
+        return relevances
 
     def _names(self, question: Question, stats: LibraryStats) -> list[str]:
         """The question's names that pick out papers: rare in the library (or absent from it), and not the

@@ -3,10 +3,11 @@ library (real retrieval, real sentence vectors) and on hand-made sources."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from assistant.answering.answerability import Answerability, LibraryStats, aliases
-from assistant.answering.evidence import SentenceBank
+from assistant.answering.evidence import Sentence, SentenceBank
 from assistant.answering.question import analyse
 from assistant.core.types import Source
 
@@ -109,3 +110,20 @@ def test_aliases__acronyms_and_their_expansions_meet():
     assert aliases("NPO", text) == ["Negative Preference Optimization"]
     assert aliases("gradient ascent", text) == ["GA"]
     assert aliases("TOFU", text) == []
+
+
+@pytest.mark.parametrize("passage_cosine, declined", [(0.48, False), (0.38, True)])
+def test_answerability__a_full_texts_best_passage_sentence_counts_from_its_own_threshold(passage_cosine, declined):
+    """A passage dilutes the one sentence asked about (chunk 0.23, sentence 0.48: answered); a stray word in one
+    sentence of dozens (0.38, under min_passage_relevance) does not make an off-topic question answerable."""
+    q = np.array([1.0, 0.0], dtype=np.float32)
+    s = np.array([passage_cosine, (1 - passage_cosine ** 2) ** 0.5], dtype=np.float32)
+    answerability = Answerability(lambda texts: np.stack([q for _ in texts]), min_relevance=0.25, min_passage_relevance=0.42)
+    source = Source(n=1, paper_id="10.1/x", title="A full text", abstract="An abstract.", relevance=0.23,
+                    passages=[{"page": 17, "text": "Confidence intervals were obtained by bootstrap."}])
+    sentences = [Sentence(n=1, index=0, text="An abstract.", vec=np.array([0.1, 0.995], dtype=np.float32)),
+                 Sentence(n=1, index=1, text="Confidence intervals were obtained by bootstrap.", vec=s, page=17, passage=0)]
+    decision = answerability.decide(analyse("How were the confidence intervals computed?"), [source], sentences, LibraryStats())
+    assert decision.declined is declined
+    if declined:  # the reason names the chunk's similarity, the one that counted
+        assert "similarity 0.23" in decision.reason
