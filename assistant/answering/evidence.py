@@ -36,7 +36,14 @@ _DEPENDENT = re.compile(r"^(?:(?:indeed|moreover|furthermore|however|thus|theref
                         r"(?:it|its|this|these|they|their|those|such|that|he|she|the former|the latter|both|"
                         r"the (?:resulting|proposed|above|same) \w+|here)\b", re.I)
 _FORMER_LATTER = re.compile(r"\b(?:the former|the latter)\b", re.I)
+# A contrast opens a sentence that answers the one before ("However, … these methods fail …").
+_CONTRAST = re.compile(r"^(?:however|nevertheless|nonetheless|yet|but|conversely|in contrast|by contrast)\b", re.I)
 _URL = re.compile(r"https?://|www\.|github\.com|huggingface\.co", re.I)
+
+
+def leans_back(text: str) -> bool:
+    """Whether a sentence leans on the one before it (quoted alone it would mean nothing, or mislead)."""
+    return bool(_DEPENDENT.match(text) or _FORMER_LATTER.search(text) or _CONTRAST.match(text))
 
 
 def name_key(text: str) -> str:
@@ -205,7 +212,7 @@ class SentenceBank:
                 out.append(Sentence(
                     n=src.n, index=index, text=text, vec=vec, words=frozenset(content_words(text)),
                     has_number=bool(NUMBER.search(text)),
-                    dependent=index > 0 and bool(_DEPENDENT.match(text) or _FORMER_LATTER.search(text)),
+                    dependent=index > 0 and leans_back(text),
                     quotable=index >= 0 and not _URL.search(text) and len(content_words(text)) >= 3,
                     page=where.page, section=where.section, passage=where.passage,
                 ))

@@ -139,6 +139,8 @@ class ExtractiveSynthesizer(CitingSynthesizer):
                 unit = self._unit(s, by_key)
                 if unit is None:
                     continue
+                if len(unit) == 2 and (unit[0].n, unit[0].index) in used:
+                    unit = [s]  # the sentence it leans on is quoted already, and the answer keeps abstract order
                 gain = sum(weight.get(w, 0.0) for w in (set().union(*(u.words for u in unit)) & qwords) - covered) / total
                 redundancy = max((float(s.vec @ u.vec) for c in chosen for u in c), default=0.0)
                 if redundancy > 0.92:

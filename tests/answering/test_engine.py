@@ -118,6 +118,19 @@ def test_engine__dependent_sentences_are_never_quoted_bare(bundled_app):
             assert not sentence.lower().startswith(("indeed, the former", "the former", "the latter")), sentence
 
 
+def test_engine__a_contrast_is_quoted_with_what_it_contrasts_and_no_sentence_twice(bundled_app):
+    """"However, … these methods fail" follows the sentence naming the methods; a sentence quoted as the lead of a
+    dependent one is not quoted again (the hyperfitting answer once repeated one)."""
+    answer = bundled_app.engine.ask("What is negative preference optimization?")
+    sentences = answer_sentences(answer.answer)
+    for i, sentence in enumerate(sentences):
+        if sentence.lower().startswith("however"):
+            assert i > 0 and "gradient ascent" in sentences[i - 1].lower(), sentences
+    hyper = answer_sentences(bundled_app.engine.ask("What is the hyperfitting phenomenon described for LLMs in open-ended "
+                                                    "text generation?").answer)
+    assert len(hyper) == len(set(hyper)) >= 3, hyper
+
+
 def test_summarize__groups_papers_by_theme_with_labels(bundled_app):
     answer = bundled_app.engine.ask("what does the library say about continual pre-training?")
     assert answer.mode == "summarize" and not answer.declined
