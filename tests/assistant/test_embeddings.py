@@ -20,19 +20,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory):
-    """Both model files, built once per test session (the per-user cache every test home copies from)."""
-    from assistant.library.onnx_models import ensure_model
-
-    cache = tmp_path_factory.getbasetemp() / "onnx-model-cache"
-    with pytest.MonkeyPatch.context() as mp:  # never the real user's cache
-        mp.setenv("XDG_CACHE_HOME", str(cache.parent / "xdg"))
-        for variant in ("fp32", "int8"):
-            ensure_model(cache, variant)
-    return cache
-
-
 @pytest.fixture
 def shared_models(model_cache, monkeypatch):
     """Point the per-user model cache at the session's built models."""

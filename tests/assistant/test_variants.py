@@ -15,19 +15,6 @@ from tests.conftest import DATA
 INT8, FP32 = "all-MiniLM-L6-v2-int8", "all-MiniLM-L6-v2"
 
 
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory):
-    """The model files, built once per session (tests/assistant/test_embeddings.py builds the same ones)."""
-    from assistant.library.onnx_models import ensure_model
-
-    cache = tmp_path_factory.getbasetemp() / "onnx-model-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CACHE_HOME", str(cache.parent / "xdg"))
-        for variant in ("fp32", "int8"):
-            ensure_model(cache, variant)
-    return cache
-
-
 @pytest.fixture
 def shared_models(model_cache, monkeypatch):
     """Homes copy the session's models from the per-user cache instead of building them."""
