@@ -10,7 +10,6 @@ answer agree. Whether a cited sentence is supported is the verifier's job
 from __future__ import annotations
 
 import re
-from typing import Protocol
 
 from assistant.core.text import (
     CITATION,
@@ -21,13 +20,6 @@ _RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")
 _ITEM = re.compile(r"(\d+(?:\s*[-–]\s*\d+)?)(?:\s*,?\s*pp?\.\s*(\d+)(?:\s*[-–]\s*\d+)?)?")
 MAX_RANGE = 50  # a "[1-9999]" is not a citation worth expanding
 SUPPORT_THRESHOLD = 0.5
-
-
-class _Cited(Protocol):
-    n: int
-    paper_id: str
-    title: str
-    abstract: str
 
 
 def _items(inner: str) -> list[tuple[int, int | None]]:
