@@ -43,15 +43,19 @@ RIGHT = [
 ]
 
 
-def _frame(pdf: FPDF, number: int) -> None:
+def frame(pdf: FPDF, number: int, header: str = "Journal of Instrument Tests 7 (2024)", corner: str = "") -> None:
+    """The running header (and an optional right-hand corner label) and the page number of one page."""
     pdf.set_font("Helvetica", "", 8)
-    pdf.text(56, 36, "Journal of Instrument Tests 7 (2024)")
+    pdf.text(56, 36, header)
+    if corner:
+        pdf.text(480, 36, corner)
     pdf.text(290, 810, str(number))
 
 
-def _lines(pdf: FPDF, x: float, y: float, lines: list[str], size: float = 10, lead: float = 13, style: str = "") -> None:
+def lines(pdf: FPDF, x: float, y: float, texts: list[str], size: float = 10, lead: float = 13, style: str = "") -> None:
+    """Each text on its own line from (x, y) down, ``lead`` points apart."""
     pdf.set_font("Helvetica", style, size)
-    for k, line in enumerate(lines):
+    for k, line in enumerate(texts):
         pdf.text(x, y + k * lead, line)
 
 
@@ -61,23 +65,23 @@ def make_zephyr(path: Path, title: str = TITLE, doi: str = DOI) -> Path:
     pdf.set_auto_page_break(False)
 
     pdf.add_page()
-    _frame(pdf, 1)
-    _lines(pdf, 56, 90, [title], size=18, style="B")
-    _lines(pdf, 56, 130, ["Mara Quill1 and Otto Fenn2"], size=11)
-    _lines(pdf, 56, 148, ["1 Department of Physics, Example University, Exampletown",
+    frame(pdf, 1)
+    lines(pdf, 56, 90, [title], size=18, style="B")
+    lines(pdf, 56, 130, ["Mara Quill1 and Otto Fenn2"], size=11)
+    lines(pdf, 56, 148, ["1 Department of Physics, Example University, Exampletown",
                           "2 Institute of Instruments, Sample College, Sampleville",
                           f"https://doi.org/{doi}"], size=8, lead=10)
-    _lines(pdf, 56, 195, ["Abstract"], size=12, style="B")
-    _lines(pdf, 56, 212, ["We calibrate the Zephyr spectrometer for measurements at low temperature.",
+    lines(pdf, 56, 195, ["Abstract"], size=12, style="B")
+    lines(pdf, 56, 212, ["We calibrate the Zephyr spectrometer for measurements at low temperature.",
                           "The abstract names neither the cooling temperature nor the number of detectors."])
-    _lines(pdf, 56, 255, ["1 Introduction"], size=12, style="B")
-    _lines(pdf, 56, 272, ["Spectrometers drift when their detectors warm up, so a calibration must hold at the",
+    lines(pdf, 56, 255, ["1 Introduction"], size=12, style="B")
+    lines(pdf, 56, 272, ["Spectrometers drift when their detectors warm up, so a calibration must hold at the",
                           "temperature of the measurement. The introduction sentence about purple kites is on",
                           "page one. We describe the cooling, the detectors and the calibration error."])
 
     pdf.add_page()
-    _frame(pdf, 2)
-    _lines(pdf, 56, 70, ["2 Methods"], size=12, style="B")
+    frame(pdf, 2)
+    lines(pdf, 56, 70, ["2 Methods"], size=12, style="B")
     pdf.set_font("Helvetica", "", 10)
     for k in range(max(len(LEFT), len(RIGHT))):  # row by row: the content stream interleaves the columns
         if k < len(LEFT):
@@ -86,20 +90,20 @@ def make_zephyr(path: Path, title: str = TITLE, doi: str = DOI) -> Path:
             pdf.text(310, 88 + k * 13, RIGHT[k])
 
     pdf.add_page()
-    _frame(pdf, 3)
-    _lines(pdf, 56, 70, ["3 Results"], size=12, style="B")
-    _lines(pdf, 56, 88, ["The calibration error of the Zephyr spectrometer fell to 0.4 percent after the third",
+    frame(pdf, 3)
+    lines(pdf, 56, 70, ["3 Results"], size=12, style="B")
+    lines(pdf, 56, 88, ["The calibration error of the Zephyr spectrometer fell to 0.4 percent after the third",
                          "cooling cycle, down from 2.9 percent at room temperature."])
-    _lines(pdf, 56, 140, ["Figure 2. The calibration error against the number of cooling cycles, for each",
+    lines(pdf, 56, 140, ["Figure 2. The calibration error against the number of cooling cycles, for each",
                           "detector of the ring."], size=8, lead=10)
 
     pdf.add_page()
-    _frame(pdf, 4)
-    _lines(pdf, 56, 70, ["4 Discussion"], size=12, style="B")
-    _lines(pdf, 56, 88, ["Helium cooling would lower the noise floor further, but it costs eleven times as much",
+    frame(pdf, 4)
+    lines(pdf, 56, 70, ["4 Discussion"], size=12, style="B")
+    lines(pdf, 56, 88, ["Helium cooling would lower the noise floor further, but it costs eleven times as much",
                          "as liquid nitrogen for the same run."])
-    _lines(pdf, 56, 130, ["References"], size=12, style="B")
-    _lines(pdf, 56, 148, ["1. Quill M. Drift of cooled detectors. J Instr. 2019;4:11-19.",
+    lines(pdf, 56, 130, ["References"], size=12, style="B")
+    lines(pdf, 56, 148, ["1. Quill M. Drift of cooled detectors. J Instr. 2019;4:11-19.",
                           "2. Fenn O. Nitrogen cryostats for spectrometers. Rev Instr. 2021;9:100-12."], size=9, lead=12)
     pdf.output(str(path))
     return path

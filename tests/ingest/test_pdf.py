@@ -14,6 +14,7 @@ from PIL import Image
 from assistant.core.errors import UserError
 from ingest.pdf import PdfError, read_pdf
 from ingest.pdf.clean import normalize
+from tests.ingest.pdf_papers import frame, lines
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus" / "pdfs"
@@ -123,16 +124,7 @@ HEADER = "Journal of Synthetic Tests 12 (2023)"
 
 
 def _frame(pdf: FPDF, number: int) -> None:
-    pdf.set_font("Helvetica", "", 8)
-    pdf.text(56, 36, HEADER)
-    pdf.text(480, 36, "Research article")
-    pdf.text(290, 810, str(number))
-
-
-def _lines(pdf: FPDF, x: float, y: float, lines: list[str], size: float = 10, lead: float = 13, style: str = "") -> None:
-    pdf.set_font("Helvetica", style, size)
-    for k, line in enumerate(lines):
-        pdf.text(x, y + k * lead, line)
+    frame(pdf, number, HEADER, corner="Research article")
 
 
 LEFT = [
@@ -163,16 +155,16 @@ def make_paper(path: Path) -> Path:
     with pdf.rotation(90, 30, 600):
         pdf.set_font("Helvetica", "", 12)
         pdf.text(30, 600, "arXiv:2301.01234v2  [cs.CL]  5 Jan 2023")
-    _lines(pdf, 56, 90, ["Column Order and Broken Words", "in Synthetic Papers"], size=20, lead=24, style="B")
-    _lines(pdf, 56, 150, ["Ada Lovelace1, Alan Turing2 and Grace Hopper1*"], size=11)
-    _lines(pdf, 56, 168, ["1 Department of Computing, Example University, Exampletown",
+    lines(pdf, 56, 90, ["Column Order and Broken Words", "in Synthetic Papers"], size=20, lead=24, style="B")
+    lines(pdf, 56, 150, ["Ada Lovelace1, Alan Turing2 and Grace Hopper1*"], size=11)
+    lines(pdf, 56, 168, ["1 Department of Computing, Example University, Exampletown",
                           "2 Institute of Machines, Sample College, Sampleville",
                           "https://doi.org/10.5555/synth.2023.0042"], size=8, lead=10)
-    _lines(pdf, 56, 215, ["Abstract"], size=12, style="B")
-    _lines(pdf, 56, 232, ["We study how a reader of portable documents recovers the order of columns and repairs",
+    lines(pdf, 56, 215, ["Abstract"], size=12, style="B")
+    lines(pdf, 56, 232, ["We study how a reader of portable documents recovers the order of columns and repairs",
                           "words broken at the ends of lines. The abstract sentence about amber lanterns is on page one."])
-    _lines(pdf, 56, 275, ["1 Introduction"], size=12, style="B")
-    _lines(pdf, 56, 292, [
+    lines(pdf, 56, 275, ["1 Introduction"], size=12, style="B")
+    lines(pdf, 56, 292, [
         "Researchers read papers as portable documents, and a gene-editing study is a typical case.",
         "The introduction sentence about purple kites is on page one. We compare pre-training with",
         "fine-tuning, and we note that pre-training budgets vary. Reading order is dif-",
@@ -182,25 +174,25 @@ def make_paper(path: Path) -> Path:
     ])
     pdf.add_page()
     _frame(pdf, 2)
-    _lines(pdf, 56, 70, ["2 Methods"], size=12, style="B")
+    lines(pdf, 56, 70, ["2 Methods"], size=12, style="B")
     pdf.set_font("Helvetica", "", 10)
     for k in range(max(len(LEFT), len(RIGHT))):  # row by row: left line, then right line
         if k < len(LEFT):
             pdf.text(56, 88 + k * 13, LEFT[k])
         if k < len(RIGHT):
             pdf.text(310, 88 + k * 13, RIGHT[k])
-    _lines(pdf, 310, 170, ["3 Results"], size=12, style="B")
-    _lines(pdf, 310, 188, ["The results paragraph reports that", "ninety-two percent of the samples",
+    lines(pdf, 310, 170, ["3 Results"], size=12, style="B")
+    lines(pdf, 310, 188, ["The results paragraph reports that", "ninety-two percent of the samples",
                            "passed the bending test."])
-    _lines(pdf, 56, 300, ["Figure 1. The caption sentence about the blue triangle is set in small type under the",
+    lines(pdf, 56, 300, ["Figure 1. The caption sentence about the blue triangle is set in small type under the",
                           "figure and spans the page under both columns."], size=8, lead=10)
     pdf.add_page()
     _frame(pdf, 3)
-    _lines(pdf, 56, 70, ["4 Discussion"], size=12, style="B")
-    _lines(pdf, 56, 88, ["The discussion sentence about orange rivers is on page three, after the columns.",
+    lines(pdf, 56, 70, ["4 Discussion"], size=12, style="B")
+    lines(pdf, 56, 88, ["The discussion sentence about orange rivers is on page three, after the columns.",
                          "The text ends here, before the list of works cited."])
-    _lines(pdf, 56, 130, ["References"], size=12, style="B")
-    _lines(pdf, 56, 148, ["1. Babbage C. On the economy of machinery and manufactures. J Mech. 1832;1:1-10.",
+    lines(pdf, 56, 130, ["References"], size=12, style="B")
+    lines(pdf, 56, 148, ["1. Babbage C. On the economy of machinery and manufactures. J Mech. 1832;1:1-10.",
                           "2. Lovelace A. Notes on the analytical engine. Sci Mem. 1843;3:666-731.",
                           "3. Turing A. On computable numbers. Proc Lond Math Soc. 1936;42:230-65."], size=9, lead=12)
     pdf.output(str(path))
