@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -98,6 +99,18 @@ def _options(
 
 def _print_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _print_rows(rows: list, as_json: bool, line: Callable[[Any], str], empty: str,
+                as_dict: Callable[[Any], Any] = lambda r: r) -> None:
+    """A listing: JSON of every row, or one line per row (``empty`` when there are none)."""
+    if as_json:
+        _print_json([as_dict(r) for r in rows])
+        return
+    if not rows:
+        typer.echo(empty)
+    for r in rows:
+        typer.echo(line(r))
 
 
 @app.command()
@@ -199,14 +212,8 @@ def libraries(chroma_url: ChromaUrl = None, as_json: AsJson = False) -> None:
     from assistant.library.store import list_libraries
 
     a = load_app(chroma_url=chroma_url)
-    rows = list_libraries(a.client)
-    if as_json:
-        _print_json(rows)
-        return
-    if not rows:
-        typer.echo("no libraries yet: run `assistant ingest`")
-    for r in rows:
-        typer.echo(f"{r['library']:<20} {r['embedding_model']:<24} {r['papers']:>7} papers {r['chunks']:>8} chunks")
+    _print_rows(list_libraries(a.client), as_json, empty="no libraries yet: run `assistant ingest`",
+                line=lambda r: f"{r['library']:<20} {r['embedding_model']:<24} {r['papers']:>7} papers {r['chunks']:>8} chunks")
 
 
 @app.command("backends")
@@ -486,14 +493,9 @@ def history_list(
     as_json: AsJson = False,
 ) -> None:
     """List saved conversations, the most recent first."""
-    rows = load_app().history.conversations(limit=limit)
-    if as_json:
-        _print_json([r.__dict__ for r in rows])
-        return
-    if not rows:
-        typer.echo("no saved conversations yet: `assistant chat` and the chat page save theirs")
-    for r in rows:
-        typer.echo(f"{r.id:>5}  {r.updated[:16].replace('T', ' ')}  {r.answers:>3} answers  {r.title}")
+    _print_rows(load_app().history.conversations(limit=limit), as_json, as_dict=lambda r: r.__dict__,
+                empty="no saved conversations yet: `assistant chat` and the chat page save theirs",
+                line=lambda r: f"{r.id:>5}  {r.updated[:16].replace('T', ' ')}  {r.answers:>3} answers  {r.title}")
 
 
 @history_app.command("show")
