@@ -7,6 +7,8 @@ switched off, and every server a test talks to is started on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,28 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
+
+def in_threads(fn: Callable[[int], object], n: int) -> list:
+    """``fn(0)`` .. ``fn(n - 1)``, each in its own thread, all started before any is joined; their results in order.
+    The first failure in any thread is raised here."""
+    results: list = [None] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = fn(i)
+        except BaseException as exc:  # noqa: BLE001 - raised in the test's own thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 @pytest.fixture(autouse=True)

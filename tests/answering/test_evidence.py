@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from assistant.answering.evidence import SentenceBank
 from assistant.core.types import Source
+from tests.conftest import in_threads
 
 
 def _embed(texts: list[str]) -> np.ndarray:
@@ -25,23 +24,15 @@ def _source(i: int) -> Source:
 def test_bank__concurrent_lookups_while_the_cache_evicts_never_fail():
     # A bank that holds two papers, eight threads asking for twelve: every lookup evicts something.
     bank = SentenceBank(_embed, max_papers=2)
-    errors: list[BaseException] = []
 
     def ask(offset: int) -> None:
-        try:
-            for round_ in range(40):
-                sources = [_source((offset + round_ + j) % 12) for j in range(3)]
-                for s, (texts, vecs) in zip(sources, bank.split_many(sources)):
-                    assert texts[0] == s.title and len(texts) == len(vecs) == 4
-        except BaseException as exc:  # noqa: BLE001 - collected and reported below
-            errors.append(exc)
+        for round_ in range(40):
+            sources = [_source((offset + round_ + j) % 12) for j in range(3)]
+            for s, (texts, vecs) in zip(sources, bank.split_many(sources)):
+                assert texts[0] == s.title and len(texts) == len(vecs) == 4
 
-    threads = [threading.Thread(target=ask, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and len(bank._cache) <= 2
+    in_threads(ask, 8)  # a failure in any thread is raised here
+    assert len(bank._cache) <= 2
 
 
 def test_bank__marks_sentences_that_lean_on_the_one_before():

@@ -6,7 +6,6 @@ Real abstracts from the bundled library, the real all-MiniLM-L6-v2 and the shipp
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
@@ -14,6 +13,7 @@ from assistant.answering.support_model import WEIGHTS, VerifierModel
 from assistant.answering.verify import ABSENCE_PREFIX, Verifier, is_claim, parse_verdicts
 from assistant.core.text import split_sentences
 from assistant.core.types import DECLINE_PHRASE, Source
+from tests.conftest import in_threads
 
 NPO_TITLE = "Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning"
 NPO = (
@@ -156,21 +156,8 @@ def test_verify__the_cache_is_bounded_and_safe_across_threads(embedder):
     verifier = Verifier(embedder.embed, cache_size=8)  # smaller than the sources: entries are evicted while in use
     answer = "NPO achieves a better balance between unlearning and utility on TOFU [1]. Rewarming improves downstream performance [2]."
     expected = verifier.verify(answer, SOURCES).to_dict()
-    results, errors = [], []
-
-    def run():
-        try:
-            for _ in range(3):
-                results.append(verifier.verify(answer, SOURCES).to_dict())
-        except Exception as exc:  # noqa: BLE001 - any failure in a thread is reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    # a failure in any thread is raised by in_threads
+    results = [r for rs in in_threads(lambda _: [verifier.verify(answer, SOURCES).to_dict() for _ in range(3)], 6) for r in rs]
     assert len(results) == 18 and all(r == expected for r in results)
     assert len(verifier.cache) <= 8
 

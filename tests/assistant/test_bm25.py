@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import weakref
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from assistant.core.types import Paper
+from tests.conftest import in_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = ["unlearning", "tokenizer", "diffusion", "retrieval", "quantization", "alignment", "distillation", "pruning"]
@@ -177,12 +177,7 @@ def test_bm25__concurrent_threads_share_one_build(tmp_path):
     from assistant.library.bm25 import load_or_build
 
     shelf = Shelf(WORDS, "r1")
-    got = []
-    threads = [threading.Thread(target=lambda: got.append(load_or_build(shelf, tmp_path / "bm25", "here"))) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = [i for i in in_threads(lambda _: load_or_build(shelf, tmp_path / "bm25", "here"), 6) if i is not None]
     assert len(got) == 6 and len({id(i) for i in got}) == 1
     assert shelf.reads == 1
 

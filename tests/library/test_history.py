@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import threading
 
 import pytest
 from typer.testing import CliRunner
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 from assistant.cli import app as cli
 from assistant.core.types import DECLINE_PHRASE
 from assistant.library.history import History, HistoryError, group_gaps, saved_sources
+from tests.conftest import in_threads
 
 runner = CliRunner()
 NPO = {"n": 1, "paper_id": "2404.05868", "title": "Negative Preference Optimization: From Catastrophic Collapse to "
@@ -159,21 +159,13 @@ def test_history__a_foreign_sqlite_file_or_a_newer_schema_is_refused(tmp_path):
 def test_history__threads_write_at_once_without_losing_answers(tmp_path):
     h = History(tmp_path / "history.db")
     cid = h.new_conversation("q")
-    errors = []
 
     def write(i):
-        try:
-            for j in range(10):
-                h.add_answer(cid, answer(f"q{i}-{j}"), [NPO], {})
-        except Exception as exc:  # pragma: no cover - the assertion below says what failed
-            errors.append(exc)
+        for j in range(10):
+            h.add_answer(cid, answer(f"q{i}-{j}"), [NPO], {})
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and len(h.answers(cid)) == 40
+    in_threads(write, 4)  # a failure in any thread is raised here
+    assert len(h.answers(cid)) == 40
 
 
 def test_history__unknown_ids_are_clear_messages(tmp_path):
