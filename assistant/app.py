@@ -185,7 +185,8 @@ class App:
         return CitedQueryEngine(
             retriever=self.retriever(),
             synthesizer=self.synthesizer(),
-            answerability=Answerability(self.embedder.embed, min_relevance=self.settings.min_relevance,
+            # the bank's cached embedding: the question it embeds is the one the extractive answer embeds again
+            answerability=Answerability(self.bank.embed, min_relevance=self.settings.min_relevance,
                                         min_passage_relevance=self.settings.min_passage_relevance),
             verifier=self.verifier,
             bank=self.bank,
