@@ -149,3 +149,47 @@ def support(
     folder = write_report(result, "support", run_name, reports_dir)
     plot_scores(result, folder)
     _summary(folder, result["groups"])
+
+
+@eval_app.command("litqa")
+def litqa(
+    questions: Annotated[Path, typer.Option("--questions", "-q", exists=True, dir_okay=False, help="LitQA-format JSONL (e.g. ../shared/bench/litqa2-dev/questions.jsonl).")],
+    pdfs: Annotated[Path, typer.Option("--pdfs", exists=True, file_okay=False, help="The folder holding the questions' PDFs (ingested into the library).")],
+    library: Annotated[Optional[str], typer.Option("--library", "-l", help="Library holding the PDFs.")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help=f"Answer backend: {', '.join(backends())}.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="LLM model (LLM backends).")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also score BM25 and dense search over raw page windows.")] = True,
+    choice: Annotated[bool, typer.Option("--choice/--no-choice", help="With an LLM backend: multiple-choice accuracy and precision.")] = True,
+    run_name: RunName = None,
+    reports_dir: ReportsDir = None,
+) -> None:
+    """Full-text questions (LitQA2 format): paper found, key passage cited, correct answer in the text; the plain
+    baselines beside; multiple-choice accuracy and precision with an LLM."""
+    from eval.litqa import eval_litqa
+    from eval.report import write_report
+
+    a = load_app(library=library, backend=backend, llm_model=model, llm_base_url=base_url)
+    a.require_papers()
+    result = eval_litqa(a, questions, pdfs, baselines=baselines, choice_llm=a.llm if choice else None, progress=True)
+    folder = write_report(result, "litqa", run_name, reports_dir)
+    _summary(folder, result["groups"])
+
+
+@eval_app.command("front")
+def front(
+    pdfs: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Folders holding the labelled PDFs.")],
+    labels: Annotated[Path, typer.Option("--labels", exists=True, dir_okay=False, help="Hand labels, one JSON object per PDF.")] = Path("eval/datasets/pdf_front.jsonl"),
+    run_name: RunName = None,
+    reports_dir: ReportsDir = None,
+) -> None:
+    """Title, authors, year and DOI read from real PDFs against hand labels (titles right, author precision and recall)."""
+    from eval.front_eval import eval_front
+    from eval.report import write_report
+
+    result = eval_front(labels, pdfs)
+    folder = write_report(result, "front", run_name, reports_dir)
+    for row in result["per_file"]:
+        if not row["title_right"]:
+            typer.echo(f"title wrong: {row['file']}: {row['title'][:90]!r}")
+    _summary(folder, result["groups"])

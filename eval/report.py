@@ -268,13 +268,15 @@ def _charts(report: dict, folder: Path) -> None:
 
     groups = report["groups"]
     # Shares on one 0..1 chart; milliseconds get their own.
-    measures = [m for m in next(iter(groups.values())) if m != "n" and not m.endswith("_ms")]
-    timings = [m for m in next(iter(groups.values())) if m.endswith("_ms")]
+    # Groups may measure different things (a product and its baselines): every metric any group has.
+    names = list(dict.fromkeys(m for values in groups.values() for m in values))
+    measures = [m for m in names if m != "n" and not m.endswith("_ms")]
+    timings = [m for m in names if m.endswith("_ms")]
     if timings:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         x = np.arange(len(groups))
         for i, m in enumerate(timings):
-            ax.bar(x + i * 0.4, [groups[g][m] or 0 for g in groups], 0.4, label=m)
+            ax.bar(x + i * 0.4, [groups[g].get(m) or 0 for g in groups], 0.4, label=m)
         ax.set_xticks(x + 0.2 * (len(timings) - 1), list(groups), rotation=30)
         ax.set_ylabel("ms")
         ax.legend(fontsize=8)
@@ -285,7 +287,7 @@ def _charts(report: dict, folder: Path) -> None:
     width = 0.8 / len(measures)
     x = np.arange(len(groups))
     for i, m in enumerate(measures):
-        ax.bar(x + i * width, [groups[g][m] or 0.0 for g in groups], width, label=LABELS.get(m, m))
+        ax.bar(x + i * width, [groups[g].get(m) or 0.0 for g in groups], width, label=LABELS.get(m, m))
     ax.set_xticks(x + width * (len(measures) - 1) / 2, list(groups))
     ax.set_ylim(0, 1.05)
     ax.set_title(f"{report['kind']} — {report['run']}")

@@ -22,6 +22,11 @@ from assistant.core.types import Paper
 # hyphen, zero-width characters, bidi overrides and the BOM. Whitespace controls
 # (tab, newline, ...) are left to the whitespace rule, so "a\tb" becomes "a b".
 _INVISIBLE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# What real PDFs (and JSON "\\ud835" escapes) bring that no text should carry: lone surrogates (half of a
+# character outside the BMP; tokenizers refuse them), private-use glyphs (a font's own symbols, meaningless
+# as text), noncharacters and the replacement character. Math alphanumerics (𝑟, 𝜏) are not here: NFKC turns
+# them into plain letters first.
+_UNUSABLE = re.compile("[\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff\ufdd0-\ufdef\ufffe\uffff\ufffd]")
 _SPACE = re.compile(r"\s+")
 
 # arXiv identifiers: new style 2101.00001 (4 or 5 digits after the dot) and old
@@ -36,11 +41,12 @@ _ARXIV_ID = re.compile(
 
 
 def normalize_text(s: str | None) -> str:
-    """NFKC, drop control/invisible characters, collapse whitespace, strip."""
+    """NFKC, drop control, invisible and unusable characters (lone surrogates, private use), collapse
+    whitespace, strip."""
     if not s:
         return ""
     s = unicodedata.normalize("NFKC", s)
-    s = _INVISIBLE.sub("", s)
+    s = _UNUSABLE.sub("", _INVISIBLE.sub("", s))
     # A regex rather than " ".join(s.split()): split() would build one string
     # object per word, which for a multi-megabyte field costs ~10x its size.
     return _SPACE.sub(" ", s).strip()

@@ -25,7 +25,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from ingest.pdf.clean import assemble, body_size, drop_running, vocabulary
+from ingest.pdf.clean import assemble, body_size, drop_line_numbers, drop_running, vocabulary
 from ingest.pdf.front import read_front
 from ingest.pdf.layout import PageLayout, page_lines, reading_order
 from ingest.pdf.model import PdfBlock, PdfDocument, PdfError, PdfPage
@@ -142,12 +142,13 @@ def read_pdf(path: str | Path, *, max_pages: int = MAX_PAGES) -> PdfDocument:
                 "Run OCR on it first (e.g. ocrmypdf) and ingest the result"
             )
         raise PdfError(f"{path}: no text on any page (blank pages or drawings only)")
+    drop_line_numbers(layouts)  # before anything reads words or sizes: "1 Residues Neighboring …" is no title
     body = body_size(layouts)
     vocab = vocabulary(layouts)
     running = drop_running(layouts)  # before ordering: a centred page number would block the gutter
     for layout in layouts:
         layout.lines = reading_order(layout.lines)
-    front = read_front(layouts[0], running, metadata, body, vocab)
+    front = read_front(layouts[:2], running, metadata, body, vocab)
     pages, references, headings = assemble(layouts, body, front.skip, vocab)
     warnings = []
     if empty:

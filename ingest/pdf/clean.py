@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import bisect
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ingest.normalize import normalize_text
 from ingest.pdf.layout import Line, PageLayout
 from ingest.pdf.model import PdfBlock, PdfPage
 
@@ -77,10 +77,9 @@ _REF_NUMBER = re.compile(r"^\[?(\d{1,4})[\].]?\s")
 
 
 def normalize(text: str) -> str:
-    """NFKC (ligatures, compatibility forms), one kind of hyphen, single spaces."""
-    text = unicodedata.normalize("NFKC", text).replace("\u00ad", "")
-    text = text.replace("\u2010", "-").replace("\u2011", "-")
-    return re.sub(r"\s+", " ", text).strip()
+    """``normalize_text`` (NFKC: ligatures, math letters; no control, private-use or lone surrogate
+    characters; single spaces), with one kind of hyphen."""
+    return normalize_text(text).replace("\u2010", "-").replace("\u2011", "-")
 
 
 def body_size(layouts: list[PageLayout]) -> float:
@@ -120,6 +119,47 @@ def drop_running(layouts: list[PageLayout]) -> list[Line]:
             first = [ln for ln in layout.lines if id(ln) in running]
         layout.lines = [ln for ln in layout.lines if id(ln) not in running]
     return first
+
+
+_LEADING_NUMBER = re.compile(r"^(\d{1,5})(?:\s+|$)")
+_MARGIN = 0.2  # line numbers sit in the outer fifth of the page's width
+
+
+def drop_line_numbers(layouts: list[PageLayout]) -> int:
+    """Remove a preprint's margin line numbers (a number at the start of each line, counting up the page);
+    returns how many were removed.
+
+    A page is numbered when at least five lines start in the left margin with a number and, read top to
+    bottom, those numbers mostly go up by one to three (a skipped blank line). A line that is only the number
+    goes; a line the number was joined to ("169 Escherichia coli cells were grown") loses it. A numbered list
+    or a table's first column inside the text block does not qualify: it is not in the margin, or its numbers
+    do not count up line after line.
+    """
+    removed = 0
+    for layout in layouts:
+        found = [(ln, int(m.group(1))) for ln in layout.lines
+                 if ln.left < layout.width * _MARGIN and (m := _LEADING_NUMBER.match(ln.text))]
+        if len(found) < 5:
+            continue
+        found.sort(key=lambda pair: pair[0].top)
+        steps = [b - a for (_, a), (_, b) in zip(found, found[1:])]
+        if sum(1 for d in steps if 1 <= d <= 3) < 0.7 * len(steps):
+            continue
+        lefts = sorted(ln.left for ln, _ in found)
+        column = lefts[len(lefts) // 2]
+        numbered = {id(ln) for ln, _ in found if abs(ln.left - column) < 2 * ln.size}
+        kept: list[Line] = []
+        for ln in layout.lines:
+            if id(ln) in numbered:
+                removed += 1
+                rest = _LEADING_NUMBER.sub("", ln.text, count=1)
+                if not rest.strip():
+                    continue
+                ln.text = rest  # the box still starts at the number: harmless for reading order
+                ln.plain = _LEADING_NUMBER.sub("", ln.plain, count=1) if ln.plain else ""
+            kept.append(ln)
+        layout.lines = kept
+    return removed
 
 
 def is_heading(line: Line, body: float) -> bool:

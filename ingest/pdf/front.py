@@ -10,10 +10,12 @@ body leaves them out.
 
 from __future__ import annotations
 
+import html
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ingest.normalize import normalize_title
 from ingest.pdf.clean import is_heading, join_lines, normalize
 from ingest.pdf.layout import Line, PageLayout
 
@@ -53,7 +55,15 @@ def clean_doi(raw: str) -> str:
     return re.sub(r"^(https?://)?(dx\.)?doi\.org/", "", doi)
 
 
-def _title(lines: list[Line], layout: PageLayout, meta_title: str, vocab: Counter[str]) -> tuple[str, list[Line]]:
+def _title(lines: list[Line], layout: PageLayout, meta_title: str, vocab: Counter[str],
+           body: float = 0.0) -> tuple[str, list[Line]]:
+    """The title as printed and its lines: the metadata's title where the page sets it as a title (bold or
+    larger than the body), else the largest type near the top, else the metadata's title alone."""
+    meta = _meta_title(meta_title)
+    if meta:
+        run = _matching_run(lines, meta, vocab)
+        if run and (all(ln.bold for ln in run) or run[0].size >= 1.2 * body):
+            return join_lines([ln.text for ln in run], vocab), run
     upper = [ln for ln in lines if ln.top < layout.height * 0.6 and len(normalize(ln.text)) > 3]
     if upper:
         biggest = max(ln.size for ln in upper)
@@ -65,12 +75,44 @@ def _title(lines: list[Line], layout: PageLayout, meta_title: str, vocab: Counte
                 break
             picked.append(ln)
         text = join_lines([ln.text for ln in picked], vocab)
-        if len(text.split()) >= 2 and biggest > 1.1 * min(ln.size for ln in lines):
+        # Set larger than the rest of the page, or, as in many preprints, in bold at the body's size or above
+        # ("REV1 Coordinates a Multi-Faceted …" in 12 pt bold over 11 pt text).
+        larger = biggest > 1.1 * min(ln.size for ln in lines)
+        bold_heading = all(ln.bold for ln in picked) and len(text.split()) >= 4
+        if len(text.split()) >= 2 and (larger or bold_heading):
             return text, picked
-    meta = normalize(meta_title)
-    if meta and not _BAD_META_TITLE.match(meta) and len(meta.split()) >= 2:
-        return meta, []
-    return "", []
+    meta = _meta_title(meta_title)
+    return (meta, []) if meta else ("", [])
+
+
+def _matching_run(lines: list[Line], title: str, vocab: Counter[str]) -> list[Line]:
+    """Up to five consecutive lines of one size that read as ``title`` (the run that reads most like it:
+    a run one line short of the title is already close), or []."""
+    from rapidfuzz import fuzz
+
+    target = normalize_title(title)
+    for start, first in enumerate(lines):
+        best: tuple[float, int] = (0.0, 0)
+        for end in range(start + 1, min(start + 5, len(lines)) + 1):
+            if abs(lines[end - 1].size - first.size) > 0.05 * first.size:
+                break
+            score = fuzz.ratio(normalize_title(join_lines([x.text for x in lines[start:end]], vocab)), target)
+            best = max(best, (score, end))
+        if best[0] >= 90:
+            return lines[start:best[1]]
+    return []
+
+
+def _meta_title(raw: str) -> str:
+    """The PDF's metadata title when it looks like a paper's title ("&lambda;" and the like unescaped), else ""."""
+    meta = normalize(html.unescape(raw or ""))
+    return meta if meta and not _BAD_META_TITLE.match(meta) and len(meta.split()) >= 2 else ""
+
+
+def _same_title(a: str, b: str) -> bool:
+    from rapidfuzz import fuzz
+
+    return bool(a and b) and fuzz.ratio(normalize_title(a), normalize_title(b)) >= 90
 
 
 def _authors(lines: list[Line], after: int) -> tuple[list[str], list[Line]]:
@@ -90,7 +132,7 @@ def _authors(lines: list[Line], after: int) -> tuple[list[str], list[Line]]:
         if len(picked) >= 6:
             break
     names: list[str] = []
-    for part in re.split(r",\s*|\s+and\s+|\s*&\s*|;\s*", _MARKS.sub("", normalize(" ".join(ln.text for ln in picked)))):
+    for part in re.split(r",\s*|\s+and\s+|\s*&\s*|;\s*", _MARKS.sub("", normalize(" ".join(ln.unmarked for ln in picked)))):
         name = part.strip(" *†‡,")
         words = name.split()
         capitalised = words and words[0][:1].isupper() and words[-1][:1].isupper()
@@ -133,13 +175,41 @@ def _year(text: str, meta_date: str) -> int | None:
 
 
 def read_front(
+    pages: list[PageLayout], running: list[Line], metadata: dict[str, str], body: float, vocab: Counter[str]
+) -> Front:
+    """The front matter from the first pages' lines (in reading order) and page one's running header and footer.
+
+    The title page is page one, unless page one is a cover (a repository's cover sheet, a journal's graphical
+    abstract): then page two is, when its title is the one the metadata gives, or when page one yields no title
+    of four words or more and page two does. An abstract not on the title page is looked for on the next page.
+    """
+    front = _read_page(pages[0], running, metadata, body, vocab)
+    if len(pages) < 2:
+        return front
+    meta = _meta_title(metadata.get("Title", ""))
+    cover = (meta and not _same_title(front.title, meta)) or len(front.title.split()) < 4
+    if cover:
+        second = _read_page(pages[1], running, metadata, body, vocab)
+        found = _same_title(second.title, meta) if meta else len(second.title.split()) >= 4
+        if found:
+            # The identifiers stay those read from page one and the metadata (a cover sheet prints the DOI).
+            second.doi, second.arxiv_id, second.year = front.doi or second.doi, front.arxiv_id or second.arxiv_id, \
+                front.year or second.year
+            return second
+    if not front.abstract:
+        front.abstract, abstract_lines = _abstract(pages[1].lines, body, vocab)
+        front.skip |= {id(ln) for ln in abstract_lines}
+    return front
+
+
+def _read_page(
     first: PageLayout, running: list[Line], metadata: dict[str, str], body: float, vocab: Counter[str]
 ) -> Front:
-    """The front matter from page one's lines (in reading order) and its running header and footer."""
+    """The front matter from one page's lines (in reading order) and its running header and footer."""
     lines = first.lines
     page_text = "\n".join(normalize(ln.text) for ln in running + lines)
     front = Front()
-    front.title, title_lines = _title(lines, first, metadata.get("Title", ""), vocab)
+    front.title, title_lines = _title(lines, first, metadata.get("Title", ""), vocab, body)
     after = lines.index(title_lines[-1]) + 1 if title_lines else 0
     front.authors, author_lines = _authors(lines, after) if title_lines else ([], [])
     if not front.authors and metadata.get("Author"):

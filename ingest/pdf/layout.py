@@ -37,6 +37,12 @@ class Line:
     bold_prefix: int = 0  # how many leading characters are bold (a run-in heading)
     font: str = ""
     region: int = 0  # index of the XY-cut leaf the line was read in (a column or a band)
+    plain: str = ""  # the text without characters set much smaller than the line (superscript marks); "" if none
+
+    @property
+    def unmarked(self) -> str:
+        """The text without superscript and subscript characters ("Yamin Gong", not "Yamin Gonga")."""
+        return self.plain or self.text
 
     @property
     def height(self) -> float:
@@ -71,6 +77,7 @@ class _Building:
     bold: list[bool]  # per entry of chars
     font: str
     last_left: float
+    char_sizes: list[float] = field(default_factory=list)  # per entry of chars (a space: the size before it)
 
 
 def _font(textpage, index: int) -> tuple[str, bool, float]:
@@ -103,10 +110,16 @@ def _finish(cur: _Building) -> Line | None:
     lead = len(text) - len(text.lstrip())
     bold = cur.bold[lead:]
     prefix = next((k for k, b in enumerate(bold) if not b), len(bold))
+    small = [sz < _SMALL * size for sz in cur.char_sizes]
+    plain = " ".join("".join(ch for ch, tiny in zip(cur.chars, small) if not tiny or ch == " ").split()) \
+        if any(small) else ""
     return Line(
         stripped, cur.left, cur.top, cur.right, cur.bottom, round(size, 2),
-        bold=prefix == len(bold), bold_prefix=prefix, font=cur.font,
+        bold=prefix == len(bold), bold_prefix=prefix, font=cur.font, plain=plain,
     )
+
+
+_SMALL = 0.75  # a character set below this share of its line's size is a superscript or subscript
 
 
 # FPDFText_GetTextObject with an integer result: the object's address is all that is needed here,
@@ -141,8 +154,22 @@ def page_lines(page: pdfium.PdfPage, number: int) -> PageLayout:
         cur: _Building | None = None
         pending_space = False  # a word boundary: a space character, or one PDFium generated
         pending_break = False  # a line break PDFium generated, which may fall inside a visual line
-        for i in range(pdfium_c.FPDFText_CountChars(tp)):
+        count = pdfium_c.FPDFText_CountChars(tp)
+        low_surrogate = -1  # the index of a low surrogate already joined to the character before it
+        for i in range(count):
+            if i == low_surrogate:
+                continue
             code = pdfium_c.FPDFText_GetUnicode(tp, i)
+            if 0xD800 <= code <= 0xDFFF:
+                # PDFium gives UTF-16 code units: a character outside the Basic Multilingual Plane (math italic
+                # 𝑟, 𝜏) is a high surrogate followed by a low one. Joined, it is one character (NFKC later makes
+                # 𝑟 an r); a surrogate without its pair is dropped (the tokenizer refuses lone surrogates).
+                following = pdfium_c.FPDFText_GetUnicode(tp, i + 1) if i + 1 < count else 0
+                if code <= 0xDBFF and 0xDC00 <= following <= 0xDFFF:
+                    code = 0x10000 + ((code - 0xD800) << 10) + (following - 0xDC00)
+                    low_surrogate = i + 1
+                else:
+                    continue
             if code in (0x0D, 0x0A):
                 pending_break = True
                 continue
@@ -179,7 +206,7 @@ def page_lines(page: pdfium.PdfPage, number: int) -> PageLayout:
                     lines.extend(filter(None, [_finish(cur)]))
                     cur = None
             if cur is None:
-                cur = _Building([ch], left, top, right, bottom, [size], [bold], font, left)
+                cur = _Building([ch], left, top, right, bottom, [size], [bold], font, left, [size])
                 pending_space = pending_break = False
                 continue
             # Within a line PDFium's spacing is trusted (a hyphen's box can sit apart from its word);
@@ -188,10 +215,12 @@ def page_lines(page: pdfium.PdfPage, number: int) -> PageLayout:
             if (pending_space or wide) and cur.chars[-1] != " ":
                 cur.chars.append(" ")
                 cur.bold.append(bold)
+                cur.char_sizes.append(cur.char_sizes[-1])
             pending_space = pending_break = False
             cur.chars.append(ch)
             cur.bold.append(bold)
             cur.sizes.append(size)
+            cur.char_sizes.append(size)
             cur.last_left = left
             cur.left, cur.right = min(cur.left, left), max(cur.right, right)
             if size >= 0.8 * cur.sizes[0]:  # a superscript or subscript does not make the line taller
@@ -222,6 +251,8 @@ def _merge_fragments(lines: list[Line]) -> list[Line]:
                 if prev.bold and prev.bold_prefix == len(prev.text):
                     prev.bold_prefix += len(sep) + line.bold_prefix
                 prev.bold = prev.bold and line.bold
+                if line.size < _SMALL * prev.size or prev.plain or line.plain:  # a mark written apart
+                    prev.plain = prev.unmarked + ("" if line.size < _SMALL * prev.size else sep + line.unmarked)
                 prev.text = prev.text + sep + line.text
                 prev.right = max(prev.right, line.right)
                 if line.size >= 0.8 * prev.size:

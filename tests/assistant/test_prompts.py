@@ -30,7 +30,7 @@ def prompt_dir(tmp_path):
 
 def test_prompts__every_shipped_prompt_loads_and_validates():
     prompts = load_all()
-    assert set(prompts) == {"answer", "compare", "summarize", "condense", "judge", "verify"}
+    assert set(prompts) == {"answer", "compare", "summarize", "condense", "judge", "verify", "choose"}
     for name, prompt in prompts.items():
         assert prompt.placeholders == EXPECTED[name]
 
