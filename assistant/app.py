@@ -89,7 +89,8 @@ class App:
         s = self.settings
         return {"library": s.library, "backend": s.backend, "llm_model": s.llm_model if s.backend != "extractive" else "",
                 "retriever": s.retriever, "top_k": s.top_k, "embedding_model": s.embedding_model,
-                "min_relevance": s.min_relevance, "min_passage_relevance": s.min_passage_relevance}
+                "min_relevance": s.min_relevance, "min_passage_relevance": s.min_passage_relevance,
+                "min_sentence_relevance": s.min_sentence_relevance}
 
     def bm25(self):
         from assistant.library.bm25 import load_or_build
@@ -101,7 +102,8 @@ class App:
     def searcher(self):
         from assistant.search.retriever import FusionConfig, Searcher
 
-        fusion = FusionConfig(method=self.settings.fusion, dense_weight=self.settings.fusion_weight, rrf_k=self.settings.rrf_k)
+        fusion = FusionConfig(method=self.settings.fusion, dense_weight=self.settings.fusion_weight, rrf_k=self.settings.rrf_k,
+                              passage_dense_weight=self.settings.passage_dense_weight)
         return Searcher(self.library, self.embedder, self.bm25, fusion)
 
     def require_papers(self) -> None:
@@ -128,6 +130,7 @@ class App:
                 on_progress=on_progress,
                 sentences=self.settings.sentence_vectors,
                 pdf_dir=self.pdf_dir,
+                log_dir=self.settings.home / "logs",
             )
 
     @property
@@ -170,7 +173,8 @@ class App:
         if self.llm is None:
             from assistant.answering.extractive import ExtractiveSynthesizer
 
-            return ExtractiveSynthesizer(self.bank, stats=self.library_stats, streaming=streaming)
+            return ExtractiveSynthesizer(self.bank, stats=self.library_stats, streaming=streaming,
+                                         min_sentence_relevance=self.settings.min_sentence_relevance)
         from assistant.answering.llm_synth import LLMSynthesizer
 
         return LLMSynthesizer(self.llm, context_window=self.settings.llm_context_window,
@@ -187,7 +191,8 @@ class App:
             synthesizer=self.synthesizer(),
             # the bank's cached embedding: the question it embeds is the one the extractive answer embeds again
             answerability=Answerability(self.bank.embed, min_relevance=self.settings.min_relevance,
-                                        min_passage_relevance=self.settings.min_passage_relevance),
+                                        min_passage_relevance=self.settings.min_passage_relevance,
+                                        min_sentence_relevance=self.settings.min_sentence_relevance),
             verifier=self.verifier,
             bank=self.bank,
             stats=self.library_stats,

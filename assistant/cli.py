@@ -18,7 +18,7 @@ from typer.exceptions import TyperException
 
 from assistant.app import load_app, load_settings
 from assistant.core.backends import backends
-from assistant.core.errors import BackendError, UserError
+from assistant.core.errors import BackendError, UserError, write_trace
 
 DEFAULT_DATA = Path("data")
 
@@ -46,7 +46,7 @@ class _Commands(TyperGroup):
         except Exception as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
-            where = _write_trace(exc)
+            where = write_trace(exc)
             typer.echo(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))}", err=True)
             typer.echo(f"This is a bug in the assistant, not in your input; the full trace is in {where} "
                        "(or run again with --debug).", err=True)
@@ -56,26 +56,6 @@ class _Commands(TyperGroup):
 def _one_line(text: str, limit: int = 200) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _write_trace(exc: BaseException) -> Path:
-    """Write the traceback to <home>/logs/ (the temp folder when home cannot be written); returns the file."""
-    import os
-    import tempfile
-    import traceback
-    from datetime import datetime
-
-    text = "".join(traceback.format_exception(exc))
-    home = Path(os.environ.get("ASSISTANT_HOME") or "~/.research-assistant").expanduser()
-    name = f"error-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    for folder in (home / "logs", Path(tempfile.gettempdir())):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_text(" ".join(sys.argv) + "\n\n" + text)
-            return folder / name
-        except OSError:
-            continue
-    return Path("(could not be written)")
 
 
 app = typer.Typer(
@@ -129,6 +109,7 @@ def ingest(
         raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     a = load_app(library=library, chroma_url=chroma_url, embedding_variant=variant)
     report = a.ingest(paths or [DEFAULT_DATA], fmt=fmt, progress=not as_json and sys.stderr.isatty())
+    # Exit status: 0 everything stored; 1 nothing could be; 3 some files could not be (each named with its reason).
     if as_json:
         _print_json(report.to_dict())
     else:
@@ -137,6 +118,11 @@ def ingest(
     if not report.ok:
         typer.echo("error: nothing could be ingested", err=True)
         raise typer.Exit(1)
+    if report.files_failed:
+        n = len(report.files_failed)
+        typer.echo(f"warning: {n} file{'s' if n != 1 else ''} could not be ingested (named above with the reason); "
+                   "the rest are stored", err=True)
+        raise typer.Exit(3)
 
 
 @app.command()

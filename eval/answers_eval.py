@@ -43,6 +43,9 @@ decline accuracy). An answer is *declined* when the engine says so
   overlaps the gold passage (``passage_overlaps``: at least 70% of the content words of the shorter of the
   two are in the other; every evidence sentence of the citation counts, ``citations[].passages``);
   page_right — 1 when the answer text cites the gold paper at the gold page (``[n, p. N]``).
+* fulltext_cited — answers to questions without a gold passage (questions about abstracts) that were not
+  declined: 1 when the answer cites a full-text paper (a PDF). Reported when any answer does; on a library of
+  abstracts and PDFs it counts the PDF passages cited for questions they do not answer.
 * faithfulness / correctness — with an LLM (``app.llm``, or ``judge_llm``), the
   LLM judge's scores (prompts/judge.md, given the question, the numbered sources,
   the key facts and the answer), for every question including declined ones.
@@ -179,6 +182,10 @@ def score_answer(q: dict, answer, gold: list[str]) -> dict:
     }
     if answerable and (cited_ids or not declined):
         row["gold_precision"] = hits / len(cited_ids) if cited_ids else 0.0
+    if not q.get("passage") and not declined:
+        # A question about abstracts asked of a library that also holds full texts: does the answer cite a PDF?
+        full_texts = {s.get("paper_id") for s in answer.sources or [] if isinstance(s, dict) and s.get("pages")}
+        row["fulltext_cited"] = float(bool(full_texts & set(cited_ids)))
     if answerable and q.get("passage") and q.get("page"):
         row.update(fulltext_scores(q, answer, gold))
     return row
@@ -266,6 +273,8 @@ def summarise(rows: list[dict], judged: bool = False) -> dict:
     """One group's line: the mean of each metric where it applies, latency p50/p95, and n."""
     out = {m: _mean(rows, m) for m in METRICS}
     out.update({m: _mean(rows, m) for m in FULLTEXT_METRICS if any(r.get(m) is not None for r in rows)})
+    if any(r.get("fulltext_cited") for r in rows):
+        out["fulltext_cited"] = _mean(rows, "fulltext_cited")
     if judged:
         out.update({m: _mean(rows, m) for m in JUDGE_METRICS})
     lat = [r["latency_ms"] for r in rows]

@@ -10,6 +10,8 @@ Per question, for the product (the engine's answer, as a user gets it):
 
 * paper_first / paper_top5 — the gold paper is the answer's first source / among its first five
   (a declined answer has no sources: 0);
+* passage_found — one of the passages retrieval handed the answer from the gold paper (five for the best
+  paper, three for others) overlaps the key passage (the baselines' passage_top5 is its counterpart);
 * passage_cited — a citation of the gold paper rests on evidence overlapping the key passage
   (``answers_eval.passage_overlaps``: 70% of the shorter text's content words in the other);
 * ideal_in_text — the correct answer appears in the answer text (``answers_eval.fact_covered``: numbers
@@ -40,7 +42,7 @@ from eval.answers_eval import fact_covered, passage_overlaps
 
 WINDOW_WORDS = 120
 INSUFFICIENT = "Insufficient information to answer this question"
-PRODUCT_METRICS = ("paper_first", "paper_top5", "passage_cited", "ideal_in_text", "declined")
+PRODUCT_METRICS = ("paper_first", "paper_top5", "passage_found", "passage_cited", "ideal_in_text", "declined")
 BASELINE_METRICS = ("paper_first", "paper_top5", "passage_top5", "passage_top10")
 
 
@@ -166,9 +168,11 @@ def score_product(q: dict, answer, gold: str | None) -> dict:
     sources = [s.get("paper_id") for s in answer.sources or []]
     evidence = [e for c in answer.citations or [] if c.get("paper_id") == gold
                 for e in [c.get("evidence") or ""] + [p.get("evidence") or "" for p in c.get("passages") or []]]
+    found = [p.get("text") or "" for s in answer.sources or [] if s.get("paper_id") == gold for p in s.get("passages") or []]
     return {
         "paper_first": float(bool(sources) and sources[0] == gold),
         "paper_top5": float(gold in sources[:5]),
+        "passage_found": float(any(passage_overlaps(t, q["key_passage"]) for t in found)),
         "passage_cited": float(any(passage_overlaps(e, q["key_passage"]) for e in evidence if e)),
         "ideal_in_text": float(fact_covered(q["ideal"], answer.answer or "")) if not answer.declined else 0.0,
         "declined": float(bool(answer.declined)),

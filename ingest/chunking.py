@@ -92,10 +92,10 @@ def chunk_paper(
 
 
 def _budget(paper: Paper, count_tokens: Callable[[str], int], max_tokens: int,
-            target_tokens: int | None) -> tuple[int, int]:
-    """(tokens left for abstract text once the title and the specials are in, the specials' count)."""
+            target_tokens: int | None, titled: bool = True) -> tuple[int, int]:
+    """(tokens left for the text once the title (when ``titled``) and the specials are in, the specials' count)."""
     specials = count_tokens("")  # [CLS] [SEP] for BERT-style tokenizers
-    title_cost = count_tokens(f"{paper.title}.") - specials
+    title_cost = count_tokens(f"{paper.title}.") - specials if titled else 0
     window = min(max_tokens, target_tokens or max_tokens)
     return max(32, window - specials - title_cost), specials
 
@@ -144,9 +144,10 @@ def chunk_paper_llama_index(
     return _chunks(paper, splitter.split_text(text) if text else [])
 
 
-# Body passages are cut smaller than abstracts: all-MiniLM-L6-v2 was trained on texts of up to 128 tokens, and
-# a passage is what an answer cites by page, so it should hold a few sentences rather than a whole column.
-BODY_TARGET_TOKENS = 128
+# Body passages are cut smaller than abstracts and embedded without the title (Chunk.embed_text): a passage is
+# what an answer cites by page, so it holds a few sentences rather than a whole column; 160 tokens of text is
+# about the 120-word window the plain dense baseline finds papers with (eval/RESULTS.md, "What a full text embeds").
+BODY_TARGET_TOKENS = 160
 
 
 def chunk_body(paper: Paper, count_tokens: Callable[[str], int], pieces: Callable[[str], list[str]],
@@ -157,7 +158,7 @@ def chunk_body(paper: Paper, count_tokens: Callable[[str], int], pieces: Callabl
     included); a longer block is cut by ``pieces`` (the chosen chunker's own packing of sentences).
     Indexes continue from ``start`` (after the abstract's chunks).
     """
-    budget, specials = _budget(paper, count_tokens, max_tokens, BODY_TARGET_TOKENS)
+    budget, specials = _budget(paper, count_tokens, max_tokens, BODY_TARGET_TOKENS, titled=False)
     out: list[tuple[Passage, str]] = []
     current: list[str] = []
     used, key, head = 0, None, None
@@ -212,7 +213,7 @@ def make_chunker(name: str, embedder) -> Callable[..., list[Chunk]]:
         chunks = one(paper, max_tokens=max_tokens, **kw) if paper.abstract.strip() else []
 
         def pieces(text: str) -> list[str]:
-            piece_paper = Paper(paper_id=paper.paper_id, title=paper.title, abstract=text)
+            piece_paper = Paper(paper_id=paper.paper_id, title="", abstract=text)  # a passage is embedded untitled
             return [c.text for c in one(piece_paper, max_tokens=max_tokens, target_tokens=BODY_TARGET_TOKENS)]
 
         return chunks + chunk_body(paper, embedder.count_tokens, pieces, max_tokens, start=len(chunks))

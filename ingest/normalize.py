@@ -28,6 +28,7 @@ _INVISIBLE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u200b-\u200
 # them into plain letters first.
 _UNUSABLE = re.compile("[\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff\ufdd0-\ufdef\ufffe\uffff\ufffd]")
 _SPACE = re.compile(r"\s+")
+_LOOSE_MARK = re.compile("(?<=[A-Za-z]) ([\u0300-\u036f])")
 
 # arXiv identifiers: new style 2101.00001 (4 or 5 digits after the dot) and old
 # style hep-th/9901001 (archive, optional subject class, 7 digits).
@@ -47,6 +48,9 @@ def normalize_text(s: str | None) -> str:
         return ""
     s = unicodedata.normalize("NFKC", s)
     s = _UNUSABLE.sub("", _INVISIBLE.sub("", s))
+    if _LOOSE_MARK.search(s):
+        # A spacing accent after its letter ("A˚", as PDFs set Å) becomes " ̊" under NFKC: put it back on the letter.
+        s = unicodedata.normalize("NFC", _LOOSE_MARK.sub(r"\1", s))
     # A regex rather than " ".join(s.split()): split() would build one string
     # object per word, which for a multi-megabyte field costs ~10x its size.
     return _SPACE.sub(" ", s).strip()

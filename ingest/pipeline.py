@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from assistant.core.errors import UserError
+from assistant.core.errors import UserError, write_trace
 from assistant.core.types import Paper, Skipped
 from ingest.chunking import BODY_TARGET_TOKENS, DEFAULT_CHUNKER, make_chunker
 from ingest.fulltext import FullTextIndex, store_pdf
 from ingest.normalize import dedupe
-from ingest.readers import read_path
+from ingest.reading import read_files
 from ingest.readers.pdf import file_hash, is_pdf
 from ingest.sentences import sentence_texts
 
@@ -61,15 +61,22 @@ class IngestReport:
     enriched: int = 0  # abstract entries of stored full-text papers: their gaps filled, nothing embedded
     pdf_files: int = 0  # PDFs read (an unchanged PDF is recognised by its bytes and not read)
     pdf_pages: int = 0
+    failed: int = 0  # papers read but left out because chunking or embedding them failed (named in skipped)
 
     @property
     def ok(self) -> bool:
         """False only when nothing at all could be read."""
-        return self.papers > 0
+        return self.papers - self.failed > 0
+
+    @property
+    def files_failed(self) -> list[str]:
+        """The files (or papers) that could not be ingested at all: each is named in ``skipped`` with its reason."""
+        return list(dict.fromkeys(s.file for s in self.skipped if s.line is None))
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k != "skipped"}
         d["skipped"] = [{"file": s.file, "line": s.line, "reason": s.reason} for s in self.skipped]
+        d["files_failed"] = self.files_failed
         return d
 
     def lines(self) -> list[str]:
@@ -82,7 +89,7 @@ class IngestReport:
         ] + ([f"PDFs read: {self.pdf_files} ({self.pdf_pages} pages, {self.read_seconds:.1f} s)"] if self.pdf_files else []) + [
 
             f"sentence vectors stored: {self.sentences_embedded}",
-            f"skipped: {len(self.skipped)}",
+            f"skipped: {len(self.skipped)}" + (f" ({len(self.files_failed)} whole files or papers)" if self.files_failed else ""),
         ]
         out += [f"  {s}" for s in self.skipped]
         out.append(f"seconds: {self.seconds:.1f}")
@@ -147,6 +154,8 @@ def ingest(
     on_progress: Callable[[int, int], None] | None = None,
     sentences: bool = True,
     pdf_dir: Path | None = None,
+    workers: int | None = None,
+    log_dir: Path | None = None,
 ) -> IngestReport:
     """Ingest files into ``library`` (a store.Library) with ``embedder``; returns the report.
 
@@ -154,7 +163,8 @@ def ingest(
     ``on_progress(chunks done, chunks in all)`` is called after each commit (the total is estimated
     from the papers chunked so far until the last group). ``sentences``: store sentence vectors.
     ``pdf_dir``: where PDFs are kept for the chat page to open (by the hash of their bytes); None leaves
-    them where they are and records their path.
+    them where they are and records their path. ``workers``: processes reading PDFs (default: one per core).
+    ``log_dir``: where the trace of a bug met in one file is written (that file is skipped, the others go on).
 
     PDFs are full texts: a PDF already stored byte for byte (with the same chunking) is not read again; a PDF
     and an abstract-dump entry of the same paper (same arXiv id or DOI, or the same normalised title), in
@@ -167,6 +177,7 @@ def ingest(
     stored = FullTextIndex(library, lambda p: content_hash(p, embedder.name, chunk_tokens, chunker))
     papers: list[Paper] = []
     known: set[str] = set()  # stored papers whose PDF was found unchanged
+    to_read: list[Path] = []
     for path in files:
         report.files.append(str(path))
         if fmt in (None, "pdf") and path.is_file() and is_pdf(path) and (pid := stored.unchanged_file(file_hash(path))):
@@ -174,17 +185,19 @@ def ingest(
             report.duplicates += pid in known
             known.add(pid)
             continue
-        t0 = time.perf_counter()
-        result = read_path(path, fmt)
-        report.read_seconds += time.perf_counter() - t0
+        to_read.append(path)
+    t0 = time.perf_counter()
+    for read in read_files(to_read, fmt, workers=workers, log_dir=log_dir, progress=progress):
+        result = read.result
         report.entries += result.entries
         report.skipped.extend(result.skipped)
         for paper in result.papers:
             if paper.has_full_text:
                 report.pdf_files += 1
                 report.pdf_pages += paper.pages
-                paper.pdf = store_pdf(path, paper.file_hash, pdf_dir)
+                paper.pdf = store_pdf(read.path, paper.file_hash, pdf_dir)
         papers.extend(result.papers)
+    report.read_seconds = time.perf_counter() - t0  # wall time: PDFs are read side by side
     unique, duplicates = dedupe(papers)
     report.duplicates += duplicates
     report.unchanged_files = len(known)
@@ -194,6 +207,7 @@ def ingest(
     return ingest_papers(
         unique, library, embedder, chunk_tokens=chunk_tokens, chunker=chunker, lock_dir=lock_dir,
         progress=progress, on_progress=on_progress, report=report, started=started, sentences=sentences,
+        log_dir=log_dir,
     )
 
 
@@ -210,8 +224,12 @@ def ingest_papers(
     report: IngestReport | None = None,
     started: float | None = None,
     sentences: bool = True,
+    log_dir: Path | None = None,
 ) -> IngestReport:
     """Store already-read, unique papers: embed the new or changed ones, skip the rest.
+
+    A paper that cannot be chunked or embedded (a bug, an odd character a tokenizer refuses) is skipped
+    with its reason (the trace written to ``log_dir``); the other papers are stored.
 
     The lower half of ``ingest``, for callers that build Paper objects themselves
     (the BEIR benchmark loader); papers are not deduplicated here.
@@ -247,7 +265,8 @@ def ingest_papers(
         try:
             if todo:
                 _embed_and_write(todo, library, embedder, chunk, max_tokens, report, progress, on_progress,
-                                 sentences, stored=report.unchanged)
+                                 sentences, stored=report.unchanged, log_dir=log_dir,
+                                 updating=frozenset(p.paper_id for p, _ in todo if p.paper_id in stored))
             if backfill:
                 _add_sentences(backfill, library, embedder, report)
         finally:
@@ -257,11 +276,16 @@ def ingest_papers(
     return report
 
 
-def _groups(todo, chunk, max_tokens: int):
-    """The papers to embed, chunked as they are reached, in groups of at least ``GROUP_CHUNKS`` chunks."""
+def _groups(todo, chunk, max_tokens: int, fail: Callable[[Paper, str, BaseException], None]):
+    """The papers to embed, chunked as they are reached, in groups of at least ``GROUP_CHUNKS`` chunks.
+    A paper the chunker fails on is handed to ``fail`` and left out."""
     group, n = [], 0
     for paper, h in todo:
-        chunks = chunk(paper, max_tokens=max_tokens)
+        try:
+            chunks = chunk(paper, max_tokens=max_tokens)
+        except Exception as exc:  # noqa: BLE001 - one paper's failure is that paper's alone
+            fail(paper, "could not be chunked", exc)
+            continue
         group.append((paper, h, chunks))
         n += len(chunks)
         if n >= GROUP_CHUNKS:
@@ -271,36 +295,70 @@ def _groups(todo, chunk, max_tokens: int):
         yield group
 
 
+def _embedded(group, embed, sentences: bool, fail) -> list[tuple]:
+    """(paper, hash, chunks, chunk vectors, (sentence texts, vectors) or None) for each paper of the group.
+
+    The group is embedded in two calls (chunks, sentences); when one fails, its papers are embedded one by
+    one so that only the paper the embedder fails on is left out (handed to ``fail``)."""
+    per_paper = [sentence_texts(paper) if sentences else [] for paper, _, _ in group]
+    try:
+        vectors = embed([c.embed_text for _, _, chunks in group for c in chunks])
+        flat = [t for ts in per_paper for t in ts]
+        sentence_vecs = embed(flat) if flat else []
+    except Exception:  # noqa: BLE001 - find the paper it was, below
+        if len(group) == 1:
+            paper = group[0][0]
+            try:
+                vectors = embed([c.embed_text for c in group[0][2]])
+                sentence_vecs = embed(per_paper[0]) if per_paper[0] else []
+            except Exception as exc:  # noqa: BLE001
+                fail(paper, "could not be embedded", exc)
+                return []
+        else:
+            return [item for one in group for item in _embedded([one], embed, sentences, fail)]
+    items, offset, s_offset = [], 0, 0
+    for (paper, h, chunks), texts in zip(group, per_paper):
+        block = (texts, sentence_vecs[s_offset : s_offset + len(texts)]) if sentences else None
+        s_offset += len(texts)
+        items.append((paper, h, chunks, vectors[offset : offset + len(chunks)], block))
+        offset += len(chunks)
+    return items
+
+
 def _embed_and_write(todo, library, embedder, chunk, max_tokens, report, progress, on_progress, sentences,
-                     stored: int = 0) -> None:
+                     stored: int = 0, log_dir: Path | None = None, updating: frozenset[str] = frozenset()) -> None:
     """Embed and commit ``todo`` group by group: chunks, sentence vectors and paper records together."""
     embed = getattr(embedder, "embed_bulk", None) or embedder.embed  # a GPU, where there is one
     meter = _Meter(len(todo), progress, stored)
     papers_done = chunks_done = 0
+
+    def fail(paper: Paper, what: str, exc: BaseException) -> None:
+        where = write_trace(exc, log_dir, note=f"ingesting {paper.source or paper.paper_id}")
+        report.skipped.append(Skipped(paper.source or paper.paper_id, None,
+                                      f"{what}: {type(exc).__name__}: {' '.join(str(exc).split())[:160]} "
+                                      f"(a bug; trace in {where})"))
+        report.failed += 1
+        if paper.paper_id in updating:
+            report.updated -= 1
+        else:
+            report.new -= 1
+        meter.update(1, chunks_done)
+
     try:
-        for group in _groups(todo, chunk, max_tokens):
-            texts = [c.embed_text for _, _, chunks in group for c in chunks]
-            per_paper = [sentence_texts(paper) for paper, _, _ in group] if sentences else []
-            flat = [t for ts in per_paper for t in ts]
+        for group in _groups(todo, chunk, max_tokens, fail):
             t0 = time.perf_counter()
-            vectors = embed(texts)
-            sentence_vecs = embed(flat) if flat else None
+            items = _embedded(group, embed, sentences, fail)
             report.embed_seconds += time.perf_counter() - t0
-            items, offset, s_offset = [], 0, 0
-            for i, (paper, h, chunks) in enumerate(group):
-                block = None
-                if sentences:
-                    n = len(per_paper[i])
-                    block = (per_paper[i], sentence_vecs[s_offset : s_offset + n])
-                    s_offset += n
-                items.append((paper, h, chunks, vectors[offset : offset + len(chunks)], block))
-                offset += len(chunks)
+            if not items:
+                continue
             library.write(items)
-            papers_done += len(group)
-            chunks_done += len(texts)
-            report.chunks_embedded += len(texts)
-            report.sentences_embedded += len(flat)
-            meter.update(len(group), chunks_done)
+            texts = sum(len(item[2]) for item in items)
+            flat = sum(len(item[4][0]) for item in items if item[4] is not None)
+            papers_done += len(items)
+            chunks_done += texts
+            report.chunks_embedded += texts
+            report.sentences_embedded += flat
+            meter.update(len(items), chunks_done)
             if on_progress:
                 # The total is known once every paper is chunked; until then, estimated from the papers so far.
                 estimate = chunks_done if papers_done == len(todo) else round(chunks_done / papers_done * len(todo))

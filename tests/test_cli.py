@@ -18,9 +18,11 @@ def test_cli__ingest_reports_counts_and_skips(tmp_path):
     src = tmp_path / "papers.jsonl"
     _papers_jsonl(src, 4)
     out = runner.invoke(cli, ["ingest", str(src), str(FIXTURES / "no_abstract.csv"), "--library", "cli-test"])
-    assert out.exit_code == 0, out.output
+    # A file that could not be read at all: named with its reason, the rest stored, and the exit status says so.
+    assert out.exit_code == 3, out.output
     assert "new: 4" in out.output
     assert "no_abstract.csv" in out.output  # the skip names the file
+    assert "1 file could not be ingested" in out.output
     out = runner.invoke(cli, ["libraries", "--json"])
     assert {"library": "cli-test", "papers": 4}.items() <= json.loads(out.stdout)[0].items()
 

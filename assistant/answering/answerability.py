@@ -123,6 +123,7 @@ class Answerability:
         *,
         min_relevance: float = 0.25,
         min_passage_relevance: float = 0.42,
+        min_sentence_relevance: float = 0.15,
         relative_margin: float = 0.12,
         common_name_share: float = 0.05,
         rare_word_share: float = 0.02,
@@ -135,6 +136,11 @@ class Answerability:
         # A full text's best passage sentence counts from this cosine. On the three PDFs (with the bundled library),
         # off-topic questions' best passage sentences peak at 0.38 and the full-text questions' bottom out at 0.47.
         self.min_passage_relevance = min_passage_relevance
+        # A full text is on the question only when one of its sentences bears on it by the relevance model
+        # (relevance.py): its best chunk, the best of a hundred or more, is close to almost any question. On the
+        # bundled library with the 23 PDFs, the dev questions' best PDF sentences peak at 0.12 and the key
+        # passages of the full-text questions start at 0.08 (tenth percentile 0.18-0.22).
+        self.min_sentence_relevance = min_sentence_relevance
         # Cited papers stay within this cosine of the best one (or name one of the question's names).
         self.relative_margin = relative_margin
         # A name in more than this share of the library (LLM, GPT, English) does not pick out papers.
@@ -164,14 +170,14 @@ class Answerability:
             near = f" (closest: \u201c{top.title}\u201d, similarity {relevances[top.n]:.2f})" if top and top.n in relevances else ""
             return Decision("decline", f"nothing in the library is about this{near}")
 
-        by_n = {s.n: s for s in sources}
+        by_n = {s.n: s for s in sources if s.n in relevances}  # full texts off the question are out
         text_of = {s.n: f"{s.title} {body_text(s)}" for s in sources}
         names = self._names(question, stats)
         carried = {n: {e for e in names if mentions(text_of[n], e)} for n in by_n}  # the names each paper carries
 
         # 1. Relative gate: close to the best paper, or naming what the question names.
-        keep = [s.n for s in sorted(sources, key=lambda s: -relevances.get(s.n, -1.0))
-                if relevances.get(s.n, -1.0) >= best - self.relative_margin or carried[s.n]]
+        keep = [s.n for s in sorted(sources, key=lambda s: -relevances.get(s.n, -1.0)) if s.n in by_n
+                and (relevances.get(s.n, -1.0) >= best - self.relative_margin or carried[s.n])]
         if question.mode == "summarize" and not question.text.strip():
             keep = [s.n for s in sources]  # "summarise these papers": the user chose them
 
@@ -189,7 +195,7 @@ class Answerability:
         if names:
             found = set().union(*carried.values())
             missing = [e for e in names if e not in found]
-            if len(missing) == len(names):
+            if len(missing) == len(names) and not self._passage_answers(sentences, keep):
                 return Decision("decline", f"the indexed papers do not mention {_join(missing)}")
             if question.is_list or question.mode == "summarize":
                 # Every paper listed must carry the names (any of them, for a list over several).
@@ -236,15 +242,35 @@ class Answerability:
         when that is higher and at least ``min_passage_relevance``. Abstracts keep their chunk's similarity (what
         ``min_relevance`` was set on)."""
         relevances = {s.n: float(s.relevance) for s in sources if s.relevance is not None}
-        passage = [x for x in sentences if x.passage >= 0]
+        for n in self.off_question(sources, sentences):
+            relevances.pop(n, None)
+        passage = [x for x in sentences if x.passage >= 0 and x.n in relevances and self._bears(x)]
         if not passage or self.embed_fn is None or not question.text.strip():
             return relevances
         qvec = np.asarray(self.embed_fn([question.text]), dtype=np.float32)[0]
         sims = np.stack([x.vec for x in passage]) @ qvec
         for x, sim in zip(passage, sims):
-            if x.n in relevances and sim >= self.min_passage_relevance and sim > relevances[x.n]:
+            if sim >= self.min_passage_relevance and sim > relevances[x.n]:
                 relevances[x.n] = float(sim)
         return relevances
+
+    def _passage_answers(self, sentences: Sequence[Sentence], keep: list[int]) -> bool:
+        """A kept full text has a passage sentence that bears on the question. Only a few of a paper's passages
+        are retrieved, and a question may word its names otherwise than the paper: the names missing make a
+        partial answer that says so, not a decline."""
+        return any(x.passage >= 0 and x.n in keep and x.relevance is not None and self._bears(x) for x in sentences)
+
+    def _bears(self, sentence: Sentence) -> bool:
+        """A sentence that bears on the question (or was not scored: then nothing says otherwise)."""
+        return sentence.relevance is None or sentence.relevance >= self.min_sentence_relevance
+
+    def off_question(self, sources: Sequence[Source], sentences: Sequence[Sentence]) -> set[int]:
+        """Full texts none of whose sentences bears on the question: never cited, never what makes it answerable."""
+        best: dict[int, float] = {}
+        for x in sentences:
+            if x.relevance is not None:
+                best[x.n] = max(best.get(x.n, 0.0), x.relevance)
+        return {s.n for s in sources if s.pages and s.n in best and best[s.n] < self.min_sentence_relevance}
 
     def _names(self, question: Question, stats: LibraryStats) -> list[str]:
         """The question's names that pick out papers: rare in the library (or absent from it), and not the

@@ -32,6 +32,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from assistant.answering.answerability import Answerability, Decision, LibraryStats
 from assistant.answering.evidence import SentenceBank
 from assistant.answering.question import FOLLOW_UP, analyse
+from assistant.answering.relevance import annotate
 from assistant.answering.synthesis import AnswerPlan, sources_from_nodes
 from assistant.core.errors import BackendError, UserError
 from assistant.core.text import content_words
@@ -142,7 +143,10 @@ class CitedQueryEngine(CustomQueryEngine):
         if numbering:
             sources = renumber(sources, numbering)
         sentences = self.bank.sentences(sources)
-        decision = self.answerability.decide(analysed, sources, sentences, self.stats())
+        stats = self.stats()
+        if analysed.text.strip():  # how much each evidence sentence bears on the question (relevance.py)
+            annotate(sentences, analysed.text, self.bank.embed([analysed.text])[0], stats.idf)
+        decision = self.answerability.decide(analysed, sources, sentences, stats)
         if paper_ids:
             decision = Decision("answer", keep=[s.n for s in sources])  # the user chose them: summarise them all
         if decision.declined:

@@ -67,6 +67,7 @@ class Sentence:
     page: int | None = None  # the PDF page of a passage's sentence; None for the title and the abstract
     section: str = ""
     passage: int = -1  # which retrieved passage it is in (-1: the title or the abstract)
+    relevance: float | None = None  # the relevance model's probability that it bears on the question (None: not scored)
 
 
 @dataclass(frozen=True)

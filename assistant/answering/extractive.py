@@ -63,7 +63,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
     def __init__(self, bank: SentenceBank, *, stats: Callable[[], LibraryStats] = LibraryStats, max_sentences: int = 4,
                  summary_papers: int = 8, mmr_lambda: float = 0.75, theme_similarity: float = 0.6,
                  min_share: float = 0.6, per_side: int = 3, paper_weight: float = 0.4,
-                 streaming: bool = True):
+                 min_sentence_relevance: float = 0.15, streaming: bool = True):
         super().__init__(streaming=streaming)
         self.bank = bank
         self._stats = stats  # a function: the library's word frequencies change with every ingest
@@ -74,6 +74,9 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         self.per_side = per_side  # quotes per side of a comparison
         self.paper_weight = paper_weight  # how much a paper's distance from the best one lowers its sentences
         self.theme_similarity = theme_similarity
+        # A full text's passage sentence is quoted only when it bears on the question (relevance.py): a paper's
+        # hundreds of passages always hold one that shares a word with the question.
+        self.min_sentence_relevance = min_sentence_relevance
 
     @property
     def name(self) -> str:
@@ -89,7 +92,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
             return
         sentences = plan.sentences or self.bank.sentences(plan.sources)
         keep = set(plan.decision.keep or [s.n for s in plan.sources])
-        pool = [s for s in sentences if s.n in keep and s.quotable]
+        pool = [s for s in sentences if s.n in keep and s.quotable and self._bears(s)]
         if not pool:
             yield DECLINE_PHRASE
             return
@@ -103,6 +106,10 @@ class ExtractiveSynthesizer(CitingSynthesizer):
             chosen = self._select(plan, pool, sentences)
             yield prefix
             yield from self._emit(chosen)
+
+    def _bears(self, s: Sentence) -> bool:
+        """An abstract's sentence, or a passage sentence the relevance model says bears on the question."""
+        return s.passage < 0 or s.relevance is None or s.relevance >= self.min_sentence_relevance
 
     # -- answer ----------------------------------------------------------------------
 
@@ -157,9 +164,11 @@ class ExtractiveSynthesizer(CitingSynthesizer):
                 used.add((u.n, u.index))
                 covered |= u.words & qwords
             count[best[-1].n] = count.get(best[-1].n, 0) + 1
-        # Abstract order within a paper reads better than score order.
+        # Abstract order within a paper reads better than score order; but when the best quote is a full text's
+        # passage (the finding asked about, deep in a paper), it opens the answer, and the rest follow in order.
         order = {n: i for i, n in enumerate(dict.fromkeys(u[-1].n for u in chosen))}
-        return sorted(chosen, key=lambda u: (order[u[-1].n], u[0].index))
+        lead = chosen[:1] if chosen and chosen[0][-1].passage >= 0 else []
+        return lead + sorted(chosen[len(lead):], key=lambda u: (order[u[-1].n], u[0].index))
 
     @staticmethod
     def _unit(s: Sentence, by_key: dict) -> list[Sentence] | None:
@@ -204,7 +213,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
             side_sources = plan.decision.sides.get(side)
             if side_sources is None:  # a plan made from bare nodes: every source may speak for each side
                 side_sources = [s.n for s in plan.sources]
-            pool = [s for s in sentences if s.n in side_sources and s.quotable]
+            pool = [s for s in sentences if s.n in side_sources and s.quotable and self._bears(s)]
             # A paper whose title names the side speaks for it; else sentences that name this side alone;
             # else any of the side's papers' sentences, by meaning.
             titled = {t.n for t in sentences if t.index < 0 and t.n in side_sources and any(mentions(t.text, k) for k in keys[side])}

@@ -16,3 +16,27 @@ class UserError(Exception):
 
 class BackendError(UserError):
     """A model backend failed (unreachable, timed out, rejected the key, broke off a stream)."""
+
+
+def write_trace(exc: BaseException, folder=None, note: str = ""):
+    """Write ``exc``'s traceback to ``folder`` (default ``<ASSISTANT_HOME>/logs``; the temp folder when that
+    cannot be written) and return the file's path: a bug is one line for the user and its trace on disk."""
+    import os
+    import sys
+    import tempfile
+    import traceback
+    from datetime import datetime
+    from pathlib import Path
+
+    text = "".join(traceback.format_exception(exc))
+    if folder is None:
+        folder = Path(os.environ.get("ASSISTANT_HOME") or "~/.research-assistant").expanduser() / "logs"
+    name = f"error-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}-{os.getpid()}.log"
+    for where in (Path(folder), Path(tempfile.gettempdir())):
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            (where / name).write_text((note or " ".join(sys.argv)) + "\n\n" + text)
+            return where / name
+        except OSError:
+            continue
+    return Path("(could not be written)")

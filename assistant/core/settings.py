@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     fusion: Literal["zscore", "convex", "rrf"] = Field(
         "zscore", description="How hybrid fuses dense and BM25: zscore (standardised scores), convex (min-max scaled) or rrf (ranks).")
     fusion_weight: float = Field(0.5, ge=0.0, le=1.0, description="Dense weight in zscore / convex fusion (BM25 gets 1 - weight).")
+    passage_dense_weight: float = Field(0.3, ge=0.0, le=1.0, description="Dense weight when a full text's passages are ranked for a question (BM25 gets the rest): within one paper every passage shares the topic, and the words the question names set the one it asks about apart.")
     rrf_k: int = Field(60, description="Constant of reciprocal rank fusion.")
     bm25_unit: Literal["paper", "chunk"] = Field(
         "paper", description="What BM25 indexes: paper (title twice + abstract, one row per paper) or chunk (each stored chunk).")
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
     # answerable questions bottom out at 0.38; 0.25 sits in the gap (README, "Declining").
     min_relevance: float = Field(0.25, description="Decline without calling the backend when the best paper's dense cosine similarity is below this.")
     min_passage_relevance: float = Field(0.42, description="A full text's best passage sentence counts toward its relevance from this cosine similarity (a passage dilutes the one sentence asked about).")
+    min_sentence_relevance: float = Field(0.15, ge=0.0, le=1.0, description="A full text's passage sentence is quoted, and a full text cited, only when the relevance model (question, sentence) gives it at least this probability of bearing on the question.")
 
     backend: str = Field("extractive", description="Answer backend, by name from the registry (`assistant backends` lists them).")
     llm_model: str = Field("gpt-4o-mini", description="Model name for the openai / openai-compatible backends.")

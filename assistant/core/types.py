@@ -113,8 +113,10 @@ class Chunk:
 
     @property
     def embed_text(self) -> str:
-        # The title is embedded with every chunk so each piece knows its paper.
-        return f"{self.title}. {self.text}"
+        # An abstract's chunk is embedded with its title so each piece knows its paper. A passage of a full
+        # text is embedded alone: its paper is known by its abstract's chunks, and a title repeated on each of
+        # a paper's 100-300 passages would be a fifth of all the tokens an ingest embeds (eval/RESULTS.md).
+        return self.text if self.page is not None else f"{self.title}. {self.text}"
 
 
 @dataclass

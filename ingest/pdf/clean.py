@@ -70,6 +70,10 @@ _BOILERPLATE = re.compile(
     r"^open access this article|^the online version of this article includes",
     re.IGNORECASE,
 )
+# Affiliations set in the body's type (a title page's list, or the back matter's): institutions and places.
+_AFFILIATION_PART = re.compile(
+    r"\b(?:department|dept\.|universit(?:y|é|ät|at)|institut(?:e|o)?|school of|faculty of|college|hospital|"
+    r"laborator(?:y|ies)|cent(?:er|re) for|usa|uk|china|germany|france|japan|canada|[A-Z]{2} \d{5})\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?:;)\]]$")
 _WORD = re.compile(r"[^\W\d_][\w'’]*", re.UNICODE)
 _HYPHENS = "-\u2010\u2011"
@@ -199,6 +203,15 @@ def _starts_block(line: Line, prev: Line, cur: _Raw) -> bool:
     return cur.kind == "text" and indented and bool(_SENTENCE_END.search(prev.text))
 
 
+def _continues_sentence(line: Line, prev: Line | None) -> bool:
+    """A line in regular type right below an unfinished sentence goes on with it, even when it starts like a
+    numbered heading ("The CDRs of P1A4 form a deep," / "12 Å pocket between the heavy …")."""
+    if prev is None or line.bold or _SENTENCE_END.search(prev.text):
+        return False
+    overlap = min(line.right, prev.right) - max(line.left, prev.left) > 0
+    return overlap and abs(line.size - prev.size) <= 0.05 * prev.size and 0 <= line.top - prev.bottom < 0.6 * line.height
+
+
 def _continues_heading(line: Line, prev: Line) -> bool:
     """A heading's next line: bold, the same size, right below (it may start in lower case)."""
     gap = line.top - prev.bottom
@@ -231,7 +244,7 @@ def raw_blocks(layouts: list[PageLayout], body: float, skip: set[int]) -> list[_
             )
             if cur is not None and cur.kind == "heading" and _continues_heading(line, prev) and len(cur.lines) < 4:
                 new, kind = False, "heading"
-            elif is_heading(line, body):
+            elif is_heading(line, body) and not _continues_sentence(line, prev):
                 new, kind = True, "heading"
             elif caption:
                 new, kind = True, "caption"
@@ -366,6 +379,15 @@ def _is_fragmentary(text: str, lines: int, size: float, body: float) -> bool:
     return words / max(lines, 1) < 4 or words < 4 or size < 0.92 * body
 
 
+def _is_affiliations(text: str) -> bool:
+    """A block that lists institutions and places rather than saying anything: at least three affiliation words
+    and one for every twelve words, and hardly a verb-bearing sentence ("we", "was", "were" …) among them."""
+    parts = len(_AFFILIATION_PART.findall(text))
+    words = text.split()
+    verbs = len(re.findall(r"\b(?:we|was|were|is|are|has|have|had|showed?|found)\b", text, re.IGNORECASE))
+    return parts >= 3 and parts * 12 >= len(words) and verbs * 20 < len(words)
+
+
 def _reference_entries(lines: list[Line], vocab: Counter[str]) -> list[str]:
     """Split the reference list's lines into entries: by numbers when printed, else by hanging indents."""
     texts = [normalize(ln.text) for ln in lines if normalize(ln.text)]
@@ -442,7 +464,7 @@ def assemble(
         if _DROPPED_SECTIONS.match(top):
             continue
         text = join_lines([ln.text for ln in block.lines], vocab)
-        if not text or _BOILERPLATE.search(text):
+        if not text or _BOILERPLATE.search(text) or _is_affiliations(text):
             continue
         if block.kind == "text" and _is_fragmentary(text, len(block.lines), block.lines[0].size, body):
             continue
