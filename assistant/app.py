@@ -197,6 +197,7 @@ class App:
             bank=self.bank,
             stats=self.library_stats,
             condense_llm=self.llm,
+            llm_timeout=self.settings.llm_timeout,
             get_papers=self.library.get_papers,
             backend=self.settings.backend,
             model="sentence-selection" if self.llm is None else model_name(self.llm),

@@ -1,7 +1,9 @@
 """The ``assistant`` command: a thin Typer shell over App and the answer/eval functions.
 
 Every command turns user errors into one line on stderr and a non-zero exit;
-tracebacks are for bugs only.
+tracebacks are for bugs only. Output cut short by a closed pipe (``assistant
+search … | head -1``) ends the command quietly with status 141, what a shell
+reports for any Unix tool stopped by SIGPIPE (128 + 13).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from assistant.core.backends import backends
 from assistant.core.errors import BackendError, UserError, write_trace
 
 DEFAULT_DATA = Path("data")
+CLOSED_PIPE_EXIT = 141  # 128 + SIGPIPE: what `set -o pipefail` sees from cat or grep in the same place
+INCOMPLETE = "[answer incomplete: cut off by the error below; do not rely on the text above]"
 
 Library = Annotated[Optional[str], typer.Option("--library", "-l", help="Library name (default: 'default').")]
 ChromaUrl = Annotated[Optional[str], typer.Option("--chroma-url", help="Chroma server URL, http://host:port.")]
@@ -41,6 +45,9 @@ class _Commands(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            _quiet_stdout()
+            raise typer.Exit(CLOSED_PIPE_EXIT) from None
         except (typer.Exit, typer.Abort, TyperException):  # usage errors and exits: Typer prints them
             raise
         except Exception as exc:
@@ -51,6 +58,17 @@ class _Commands(TyperGroup):
             typer.echo(f"This is a bug in the assistant, not in your input; the full trace is in {where} "
                        "(or run again with --debug).", err=True)
             raise typer.Exit(2) from None
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout has gone: point stdout at /dev/null so the flush at exit cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test runner's capture): nothing left to flush
+        pass
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -246,19 +264,27 @@ def _answer_app(library, chroma_url, backend, model, base_url, **overrides):
 
 
 def _run_answer(a, question: str, as_json: bool, **kwargs):
-    """Stream one answer to the terminal (or print its JSON); returns the Answer."""
+    """Stream one answer to the terminal (or print its JSON); returns the Answer.
+
+    An answer cut off part-way (a model error, its deadline, Ctrl-C) leaves the INCOMPLETE line under the text
+    already shown, on stdout with it, so neither the terminal nor a file of the output passes it off as whole."""
     answer = None
+    streamed = False
     try:
         for event in a.engine.stream(question, **kwargs):
             if event.kind == "delta" and not as_json:
                 typer.echo(event.text, nl=False)
                 sys.stdout.flush()
+                streamed = True
             elif event.kind == "done":
                 answer = event.answer
-    except BackendError as exc:
-        if not as_json:
+    except (Exception, KeyboardInterrupt) as exc:
+        if streamed and not isinstance(exc, BrokenPipeError):
             typer.echo("")
-        raise UserError(str(exc)) from None
+            typer.echo(INCOMPLETE)
+        if isinstance(exc, BackendError):
+            raise UserError(str(exc)) from None
+        raise
     if as_json:
         _print_json(answer.to_dict())
     else:

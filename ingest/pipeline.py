@@ -33,6 +33,9 @@ from ingest.readers.pdf import file_hash, is_pdf
 from ingest.sentences import sentence_texts
 
 INPUT_SUFFIXES = {".txt", ".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".bib", ".bibtex", ".pdf"}
+# A file with more skipped entries than this gets one summary line and its first few examples in the report.
+SKIPS_LISTED = 5
+SKIP_EXAMPLES = 3
 # Chunks per commit: a kill loses at most this group (about a second of work on 2 cores with int8);
 # smaller groups would spend more of the time in Chroma's per-call overhead.
 GROUP_CHUNKS = 64
@@ -53,7 +56,8 @@ class IngestReport:
     unchanged: int = 0
     chunks_embedded: int = 0
     sentences_embedded: int = 0  # sentence vectors stored (titles included)
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # each file's first skipped entries (readers keep 100)
+    skipped_more: dict[str, int] = field(default_factory=dict)  # file -> skipped entries counted, not listed
     seconds: float = 0.0
     embed_seconds: float = 0.0  # chunks and sentences
     read_seconds: float = 0.0  # reading the files (PDF text extraction included)
@@ -73,10 +77,24 @@ class IngestReport:
         """The files (or papers) that could not be ingested at all: each is named in ``skipped`` with its reason."""
         return list(dict.fromkeys(s.file for s in self.skipped if s.line is None))
 
+    @property
+    def skipped_count(self) -> int:
+        return len(self.skipped) + sum(self.skipped_more.values())
+
+    def skipped_by_file(self) -> dict[str, tuple[int, list[Skipped]]]:
+        """file -> (entries skipped, the ones listed), in the order the files were read."""
+        out: dict[str, tuple[int, list[Skipped]]] = {}
+        for s in self.skipped:
+            out.setdefault(s.file, (0, []))[1].append(s)
+        return {f: (len(listed) + self.skipped_more.get(f, 0), listed) for f, (_, listed) in out.items()}
+
     def to_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "skipped"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("skipped", "skipped_more")}
         d["skipped"] = [{"file": s.file, "line": s.line, "reason": s.reason} for s in self.skipped]
         d["files_failed"] = self.files_failed
+        d["skipped_count"] = self.skipped_count
+        d["skipped_files"] = [{"file": f, "skipped": n, "listed": len(listed)}
+                              for f, (n, listed) in self.skipped_by_file().items()]
         return d
 
     def lines(self) -> list[str]:
@@ -89,9 +107,17 @@ class IngestReport:
         ] + ([f"PDFs read: {self.pdf_files} ({self.pdf_pages} pages, {self.read_seconds:.1f} s)"] if self.pdf_files else []) + [
 
             f"sentence vectors stored: {self.sentences_embedded}",
-            f"skipped: {len(self.skipped)}" + (f" ({len(self.files_failed)} whole files or papers)" if self.files_failed else ""),
+            f"skipped: {self.skipped_count}",
         ]
-        out += [f"  {s}" for s in self.skipped]
+        for file, (count, listed) in self.skipped_by_file().items():
+            if count <= SKIPS_LISTED:
+                out += [f"  {s}" for s in listed]
+                continue
+            out.append(f"  {file}: {count:,} entries skipped; the first {SKIP_EXAMPLES}:")
+            out += [f"    {f'line {s.line}: ' if s.line else ''}{s.reason}" for s in listed[:SKIP_EXAMPLES]]
+            out.append(f"    (the JSON report lists the first {len(listed)})")
+        if self.files_failed:
+            out.append(f"files not ingested: {len(self.files_failed)} (each named above with the reason)")
         out.append(f"seconds: {self.seconds:.1f}")
         return out
 
@@ -191,6 +217,8 @@ def ingest(
         result = read.result
         report.entries += result.entries
         report.skipped.extend(result.skipped)
+        if result.skipped_more:
+            report.skipped_more[str(read.path)] = report.skipped_more.get(str(read.path), 0) + result.skipped_more
         for paper in result.papers:
             if paper.has_full_text:
                 report.pdf_files += 1

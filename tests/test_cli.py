@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from assistant.cli import app as cli
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 from tests.ingest.test_pipeline import _papers_jsonl
 
 runner = CliRunner()
@@ -94,3 +97,16 @@ def test_cli__a_bug_is_not_dressed_as_a_user_error(monkeypatch, temp_home):
 
     out = runner.invoke(cli, ["--debug", "search", "unlearning"])
     assert isinstance(out.exception, ValueError)  # --debug lets the trace through
+
+
+def test_cli__a_closed_pipe_ends_quietly_with_141(temp_home):
+    # `assistant search … | head -1` reported a BrokenPipeError as a bug (exit 2, a trace written). The reader
+    # is gone before the first line here, so the first write fails; a real `head -1` fails a later one.
+    env = {**os.environ, "ASSISTANT_HOME": str(temp_home), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "backends"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell reports cat or grep stopped the same way
+    assert stderr == ""  # no "bug" line, no "Exception ignored … BrokenPipeError" at exit
+    assert not (temp_home / "logs").exists()

@@ -17,6 +17,10 @@ a standalone question: by the LLM with ``prompts/condense.md`` when there is
 one, otherwise by carrying the previous question along for retrieval (the
 follow-up's own words still decide what is asked). The rewritten question is
 shown in the Answer (``standalone_question``).
+
+An answer's model calls (the rewrite, the answer, the optional LLM check) share
+one deadline of ``llm_timeout`` seconds (llms/deadline.py); a call that runs
+out raises a BackendError saying how long it waited.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from assistant.answering.synthesis import AnswerPlan, sources_from_nodes
 from assistant.core.errors import BackendError, UserError
 from assistant.core.text import content_words
 from assistant.core.types import DECLINE_PHRASE, Answer, Hit, Source
+from assistant.llms.deadline import Deadline
 from assistant.search.nodes import hit_node
 
 MODES = ("answer", "compare", "summarize")
@@ -63,6 +68,7 @@ class CitedQueryEngine(CustomQueryEngine):
     bank: SentenceBank
     stats: Callable[[], LibraryStats] = LibraryStats
     condense_llm: Any = None  # a llama-index LLM for rewriting follow-ups (None: carry the previous question)
+    llm_timeout: float | None = None  # seconds one answer may wait on the model in all (None: each call its LLM's own)
     get_papers: Callable[[list[str]], list] | None = None
     backend: str = "extractive"
     model: str = "sentence-selection"
@@ -123,7 +129,8 @@ class CitedQueryEngine(CustomQueryEngine):
             yield from self._decline(base, started, 0.0, "the question has only common words, nothing to look up")
             return
 
-        standalone = self.condense(question, history or []) if question else ""
+        deadline = Deadline(self.llm_timeout) if self.llm_timeout else None
+        standalone = self.condense(question, history or [], deadline) if question else ""
         carried = standalone != question and self.condense_llm is None
         # Without an LLM the standalone question is the earlier one plus this one: only this
         # turn's own words say what is asked (a comparison, a number, a retain set).
@@ -154,7 +161,7 @@ class CitedQueryEngine(CustomQueryEngine):
             return
         yield Event("sources", sources=sources)
 
-        plan = AnswerPlan(analysed, sources, sentences, decision, history or [])
+        plan = AnswerPlan(analysed, sources, sentences, decision, history or [], deadline=deadline)
         gen_started = time.perf_counter()
         response = self.synthesizer.synthesize(QueryBundle(standalone or question), nodes, plan=plan)
         pieces: list[str] = []
@@ -168,8 +175,10 @@ class CitedQueryEngine(CustomQueryEngine):
 
     # -- follow-ups ------------------------------------------------------------------
 
-    def condense(self, question: str, history: list[dict]) -> str:
-        """A follow-up rewritten as a standalone question (LLM when there is one, else by context)."""
+    def condense(self, question: str, history: list[dict], deadline: Deadline | None = None) -> str:
+        """A follow-up rewritten as a standalone question (LLM when there is one, else by context).
+
+        The rewrite draws on the answer's ``deadline``; one that fails or runs out falls back to the context."""
         previous = [m["content"] for m in history if m.get("role") == "user" and isinstance(m.get("content"), str)]
         if not previous or not FOLLOW_UP.search(question):
             return question
@@ -179,7 +188,7 @@ class CitedQueryEngine(CustomQueryEngine):
 
             try:
                 messages = load_prompt("condense").render(history=format_history(history[-6:]), question=question)
-                rewritten = complete(self.condense_llm, messages).strip().strip('"')
+                rewritten = complete(self.condense_llm, messages, deadline=deadline).strip().strip('"')
                 if rewritten:
                     return rewritten.splitlines()[0]
             except BackendError:
@@ -232,7 +241,7 @@ class CitedQueryEngine(CustomQueryEngine):
             answer.timings = _timings(started, retrieve_ms, generate_ms, 0.0)
             return answer
         verify_started = time.perf_counter()
-        check = self.verifier.verify(raw, plan.sources)
+        check = self.verifier.verify(raw, plan.sources, deadline=plan.deadline)
         verify_ms = (time.perf_counter() - verify_started) * 1000
         answer.answer = check.text
         answer.citations = check.citations

@@ -5,7 +5,7 @@ decision keeps and what it found missing (``{missing}``), trims the prompt to
 the model's context window (lowest-ranked sources first, then abstracts cut
 to a common length, keeping their opening sentences) and streams the reply
 through ``assistant.llms.chat``, which turns every failure into a one-line
-BackendError. Chat history is not sent: the engine condenses a follow-up into
+BackendError and keeps to the answer's deadline (``plan.deadline``). Chat history is not sent: the engine condenses a follow-up into
 a standalone question first, because earlier answers cite an earlier
 numbering of sources.
 """
@@ -49,7 +49,7 @@ class LLMSynthesizer(CitingSynthesizer):
 
     def write(self, plan: AnswerPlan) -> Generator[str, None, None]:
         messages, max_tokens = self.build_messages(plan)
-        yield from chat.stream(self._llm, messages, max_tokens=max_tokens)
+        yield from chat.stream(self._llm, messages, max_tokens=max_tokens, deadline=plan.deadline)
 
     def render(self, plan: AnswerPlan, sources: list[Source]) -> list[dict]:
         mode = plan.question.mode

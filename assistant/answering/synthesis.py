@@ -47,6 +47,7 @@ class AnswerPlan:
     sentences: list[Sentence] = field(default_factory=list)
     decision: Decision = field(default_factory=lambda: Decision("answer"))
     history: list[dict] = field(default_factory=list)
+    deadline: Any = None  # the answer's llms.deadline.Deadline: every model call of the answer draws on it
 
     @property
     def cited_sources(self) -> list[Source]:

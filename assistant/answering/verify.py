@@ -239,12 +239,13 @@ class Verifier:
         support = self._finish(support, x, verdict)
         return PairScore(round(support, 4), aligned, problems, support >= self.threshold)
 
-    def verify(self, answer_text: str, sources: Sequence[Source]) -> Verification:
+    def verify(self, answer_text: str, sources: Sequence[Source], deadline=None) -> Verification:
         """Drop citation numbers with no source, align and score every claim sentence, build the reference list.
 
         A full-text source's sentences include its retrieved passages, each with its page: a claim aligned to one
         gets that page in its mark (``[3]`` → ``[3, p. 5]``; a page written that the evidence is not on is
         corrected when the claim is supported), and the citation carries the page and every evidence passage.
+        ``deadline``: the answer's time on the model (llms.deadline), which the optional LLM check draws on.
         """
         by_n = {s.n: s for s in sources}
         cleaned, dropped = remove_unknown(answer_text, set(by_n))
@@ -263,7 +264,8 @@ class Verifier:
             checks.append(check)
 
         vectors = self.embed([t for _, t, _ in parts]) if parts else np.zeros((0, 0), dtype=np.float32)
-        verdicts = self._llm_verdicts([(t, c) for _, t, c in parts], by_n) if self.llm is not None and parts else None
+        verdicts = (self._llm_verdicts([(t, c) for _, t, c in parts], by_n, deadline)
+                    if self.llm is not None and parts else None)
         best: dict[int, tuple[float, str, Where]] = {}  # n -> (support, evidence sentence, where it is)
         best_paged: dict[int, tuple[float, str, Where]] = {}  # the same among passages: a full text's page
         rested: dict[int, dict[tuple[str, int | None], float]] = {}  # n -> {(evidence, page): best support}
@@ -355,7 +357,8 @@ class Verifier:
 
     # --- optional LLM pass -------------------------------------------------------------------------------------------
 
-    def _llm_verdicts(self, claims: list[tuple[str, list[int]]], by_n: dict[int, Source]) -> list[float | None] | None:
+    def _llm_verdicts(self, claims: list[tuple[str, list[int]]], by_n: dict[int, Source],
+                      deadline=None) -> list[float | None] | None:
         """One call for all claims: 1.0 when the LLM says SUPPORTED, 0.0 otherwise, None where it gave no verdict."""
         from assistant.core.errors import BackendError
         from assistant.core.prompts import format_sources, load_prompt
@@ -365,7 +368,7 @@ class Verifier:
         statements = "\n".join(f"{k + 1}. {text.strip()} [{', '.join(map(str, c))}]" for k, (text, c) in enumerate(claims))
         messages = load_prompt("verify").render(sources=format_sources([by_n[n] for n in cited]), statements=statements)
         try:
-            reply = complete(self.llm, messages)
+            reply = complete(self.llm, messages, deadline=deadline)
         except BackendError as exc:
             log.warning("LLM verification skipped: %s", exc)
             return None

@@ -7,6 +7,12 @@ use (``EXPECTED``); a template that uses fewer or others fails on load with a
 ``PromptError`` naming the file, so an edited prompt cannot silently drop the
 sources or the decline phrase.
 
+The shipped templates are read with importlib.resources from the ``prompts``
+package installed beside ``assistant`` (wheel, editable install or checkout
+alike), found by that location rather than by name: any folder called
+``prompts`` earlier on sys.path (beside a user's script, or the current
+directory under ``python -m``) would otherwise be taken for it.
+
 This module also owns how data is put into a prompt: ``format_sources`` wraps the
 numbered abstracts in delimiters and neutralises any delimiter text inside them,
 so an abstract cannot close the data block and speak as instructions.
@@ -14,10 +20,13 @@ so an abstract cannot close the data block and speak as instructions.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Iterable, Protocol
 
@@ -118,11 +127,21 @@ def parse_prompt(name: str, text: str, origin: str) -> Prompt:
     return Prompt(name=name, system=system, user=user, placeholders=found, origin=origin)
 
 
+@lru_cache(maxsize=1)
+def shipped_prompts() -> Traversable:
+    """The folder of the shipped templates: the ``prompts`` package in the folder that holds ``assistant``."""
+    root = Path(__file__).resolve().parents[2]  # <root>/assistant/core/prompts.py
+    spec = importlib.machinery.PathFinder.find_spec("prompts", [str(root)])
+    if spec is None or not spec.submodule_search_locations:  # an unusual install (a zip): the package by name
+        return resources.files("prompts")
+    return resources.files(importlib.util.module_from_spec(spec))
+
+
 @lru_cache(maxsize=None)
 def load_prompt(name: str, directory: str | Path | None = None) -> Prompt:
-    """Load the prompt ``name`` from the ``prompts`` package (or from ``directory``), validated and cached."""
+    """Load the prompt ``name`` from the shipped ``prompts`` package (or from ``directory``), validated and cached."""
     if directory is None:
-        resource = resources.files("prompts").joinpath(f"{name}.md")
+        resource = shipped_prompts().joinpath(f"{name}.md")
         origin = f"prompts/{name}.md"
     else:
         resource = Path(directory) / f"{name}.md"

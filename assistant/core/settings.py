@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr = Field(SecretStr(""), description="API key for the LLM; falls back to OPENAI_API_KEY.")
     llm_context_window: int = Field(8192, description="Context window of the model, in tokens.")
     llm_max_tokens: int = Field(512, description="Largest answer, in tokens.")
-    llm_timeout: float = Field(60.0, description="Seconds before an LLM request times out.")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds one answer may wait on the model in all: every call, retry, backoff and streamed token included.")
     llm_max_retries: int = Field(3, description="Retries on 429 and 5xx, with backoff (honours Retry-After).")
     llm_temperature: float = Field(0.1, description="Sampling temperature.")
     llm_verify: bool = Field(False, description="With an LLM backend, also ask the model to check each cited sentence (prompts/verify.md); slower.")

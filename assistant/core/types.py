@@ -85,8 +85,13 @@ class ReadResult:
     """What a reader returns for one file."""
 
     papers: list[Paper] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # the first of a file's skipped entries (readers keep 100)
     entries: int = 0  # entries seen, read or skipped
+    skipped_more: int = 0  # skipped entries beyond those listed in ``skipped``: counted, not kept
+
+    @property
+    def skipped_count(self) -> int:
+        return len(self.skipped) + self.skipped_more
 
 
 def chunk_id(paper_id: str, index: int) -> str:

@@ -4,8 +4,13 @@ Prompts are rendered as ``[{"role", "content"}]`` dicts (``core.prompts``);
 these helpers turn them into llama-index ``ChatMessage`` objects, call any
 ``LLM``, and map what can go wrong (unreachable, timed out, key rejected, model
 unknown, rate-limited past the retries, a stream that breaks off or ends
-without a finish reason) to a ``BackendError`` written for the user. A stream
-that stops early is an error, never a short answer.
+without a finish reason, out of time) to a ``BackendError`` written for the
+user. A stream that stops early is an error, never a short answer.
+
+Every call keeps to a ``Deadline`` (llms/deadline.py): the answer's own when the
+engine passes one (ASSISTANT_LLM_TIMEOUT for the whole answer), else one of
+the LLM's ``timeout`` for this call alone. The message of a call that runs out
+says how long it waited.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator
 
 from assistant.core.errors import BackendError
+from assistant.llms.deadline import Deadline, DeadlineExceeded, bounded
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -41,38 +47,72 @@ def with_max_tokens(llm: "LLM", max_tokens: int | None) -> "LLM":
     return llm.model_copy(update={"max_tokens": max_tokens})
 
 
-def complete(llm: "LLM", messages: list[dict], max_tokens: int | None = None) -> str:
-    """One chat call; the reply's text. Raises BackendError."""
+def own_deadline(llm: "LLM") -> Deadline | None:
+    """A deadline for a call made outside an answer: the LLM's own timeout (None when it has none)."""
+    timeout = getattr(llm, "timeout", None)
+    return Deadline(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
+
+
+def complete(llm: "LLM", messages: list[dict], max_tokens: int | None = None,
+             deadline: Deadline | None = None) -> str:
+    """One chat call; the reply's text. Raises BackendError (also when ``deadline`` passes)."""
     llm = with_max_tokens(llm, max_tokens)
+    deadline = deadline or own_deadline(llm)
     try:
-        response = llm.chat(_messages(messages))
+        (response,) = bounded(lambda: [llm.chat(_messages(messages))], deadline)
     except Exception as exc:
-        raise backend_error(llm, exc) from exc
+        raise _failure(llm, exc, deadline) from exc
     content = response.message.content
     if not isinstance(content, str):
         raise BackendError(f"{where(llm)} sent a malformed reply (no text)")
     return content
 
 
-def stream(llm: "LLM", messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
-    """The reply in pieces as the model writes it. Raises BackendError, also part-way."""
+def stream(llm: "LLM", messages: list[dict], max_tokens: int | None = None,
+           deadline: Deadline | None = None) -> Iterator[str]:
+    """The reply in pieces as the model writes it. Raises BackendError, also part-way (a deadline cut included)."""
     llm = with_max_tokens(llm, max_tokens)
+    deadline = deadline or own_deadline(llm)
     # An OpenAI-API model says when an answer is whole (a finish reason); other LLMs' streams just end.
     finished = False if getattr(llm, "api_base", None) else None
+    written = False
     try:
-        for response in llm.stream_chat(_messages(messages)):
+        for response in bounded(lambda: llm.stream_chat(_messages(messages)), deadline):
             choices = getattr(response.raw, "choices", None)
             if choices is not None:  # an OpenAI-style chunk: only a finish reason says the answer is whole
                 finished = bool(finished) or any(getattr(c, "finish_reason", None) for c in choices)
             if response.delta:
+                written = True
                 yield response.delta
     except BackendError:
         raise
     except Exception as exc:
-        raise backend_error(llm, exc, streaming=True) from exc
+        raise _failure(llm, exc, deadline, streaming=True, written=written) from exc
     if finished is False:
         # A connection closed cleanly part-way looks like a normal end to HTTP.
         raise BackendError(f"{where(llm)} ended the answer before finishing; try again")
+
+
+def _failure(llm: "LLM", exc: Exception, deadline: Deadline | None, streaming: bool = False,
+             written: bool = False) -> BackendError:
+    """The BackendError for a failed call: out of time (with the real figures) or what else went wrong."""
+    if isinstance(exc, BackendError):
+        return exc
+    if deadline is not None and (isinstance(exc, DeadlineExceeded) or (_is_timeout(exc) and deadline.expired())):
+        limit, waited = f"{deadline.seconds:g} s", f"{deadline.waited():.1f} s"
+        if written:
+            return BackendError(f"{where(llm)} did not finish the answer within {limit} (ASSISTANT_LLM_TIMEOUT, "
+                                f"the limit for a whole answer); stopped after {waited}")
+        return BackendError(f"{where(llm)} did not answer within {limit} (ASSISTANT_LLM_TIMEOUT, the limit for "
+                            f"a whole answer, retries included); gave up after {waited}")
+    return backend_error(llm, exc, streaming=streaming)
+
+
+def _is_timeout(exc: Exception) -> bool:
+    import httpx
+    import openai
+
+    return isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, TimeoutError))
 
 
 def backend_error(llm: "LLM", exc: Exception, streaming: bool = False) -> BackendError:

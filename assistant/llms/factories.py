@@ -1,10 +1,12 @@
 """Factories named by the backend registry: each builds a llama-index LLM from Settings.
 
-Timeouts and retries are the model client's own options: the OpenAI classes get
-an ``openai.OpenAI`` client configured with ``llm_timeout`` and
-``llm_max_retries`` (the SDK retries connection errors, 408/409/429 and 5xx
-with backoff, honouring Retry-After), and llama-index's own retry wrapper is
-off (``max_retries=0`` on the LLM), so one setting means one number of tries.
+Retries are the model client's own: the OpenAI classes get an
+``openai.OpenAI`` client configured with ``llm_max_retries`` (the SDK retries
+connection errors, 408/409/429 and 5xx with backoff, honouring Retry-After),
+and llama-index's own retry wrapper is off (``max_retries=0`` on the LLM), so
+one setting means one number of tries. ``llm_timeout`` bounds the whole answer
+(llms/deadline.py): the client's HTTP hook gives each request only the time
+left and sends none after it.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ if TYPE_CHECKING:
 def _client(settings: "Settings", api_key: str, base_url: str | None):
     import openai
 
+    from assistant.llms.deadline import limit_request
+
     return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=settings.llm_timeout,
-                         max_retries=max(0, settings.llm_max_retries))
+                         max_retries=max(0, settings.llm_max_retries),
+                         http_client=openai.DefaultHttpxClient(event_hooks={"request": [limit_request]}))
 
 
 def openai_llm(settings: "Settings") -> "LLM":

@@ -487,7 +487,8 @@ def ingest_summary(report, filename: str) -> str:
             f"{report.unchanged} unchanged. They are searchable now."
         ]
     if report.skipped:
-        lines.append(f"Skipped {len(report.skipped)} entries:")
+        listed = f" (the first {len(report.skipped)} listed)" if report.skipped_count > len(report.skipped) else ""
+        lines.append(f"Skipped {report.skipped_count:,} entries{listed}:")
         for s in report.skipped:
             where = f"{Path(s.file).name}:{s.line}" if s.line else Path(s.file).name
             lines.append(f"- {where}: {s.reason}")

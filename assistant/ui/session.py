@@ -49,6 +49,13 @@ def error_text(exc: Exception) -> str:
     return f"⚠️ Something went wrong ({type(exc).__name__}: {exc}). The page still works; try again."
 
 
+def cut_off(message: str, streamed: str) -> str:
+    """The message that replaces a half-streamed answer: it says the text shown until then was withdrawn."""
+    if not streamed.strip():
+        return message
+    return f"{message}\n\n*The answer was cut off part-way; the partial text is withdrawn, as it is incomplete.*"
+
+
 def new_conversation() -> dict:
     return {"id": None, "title": "", "turns": [], "selected": None}
 
@@ -150,6 +157,7 @@ class ChatPage:
         sources panel HTML); ``history`` is the earlier chat messages."""
         question = render.message_text(message)
         sources: list = []
+        text = ""
         try:
             problem = self._check(question)
             if problem:
@@ -157,7 +165,6 @@ class ChatPage:
                 return
             events = self.engine(backend).stream(
                 question, mode=MODES.get(mode), k=int(k) if k else None, history=render.history_for_engine(history))
-            text = ""
             for event in events:
                 if event.kind == "sources":
                     sources = event.sources
@@ -168,7 +175,7 @@ class ChatPage:
                 elif event.kind == "done":
                     yield render.answer_markdown(event.answer), render.sources_html(sources, event.answer)
         except Exception as exc:  # the page boundary: every failure becomes a message
-            yield error_text(exc), render.sources_html(sources)
+            yield cut_off(error_text(exc), text), render.sources_html(sources)
 
     def chat_api(self, message: str, history: list | None = None, mode: str = "Ask", backend: str = "",
                  k: int = 0) -> tuple[str, str]:
@@ -238,7 +245,7 @@ class ChatPage:
                     notice = self._finish(conv, turn, event.answer, name, mode, k)
                     yield render.chat_messages(turns), render.panel_html(turns, title=conv["title"]), conv, notice
         except Exception as exc:  # the page boundary: every failure becomes a message
-            turn["error"] = error_text(exc)
+            turn["error"] = cut_off(error_text(exc), text)
             yield render.chat_messages(turns), render.panel_html(turns, title=conv["title"]), conv, gr.skip()
 
     def _finish(self, conv: dict, turn: dict, answer, backend: str, mode: str, k) -> str:

@@ -2,7 +2,8 @@
 
 `read_path(path, fmt=None)` sends a PDF (a .pdf name, or a file starting with
 `%PDF-`) to the PDF reader (readers/pdf.py, over ingest.pdf); any other file
-is checked (exists, not empty, not binary, UTF-8), its format picked from the
+is checked (exists, not empty, not binary, UTF-8 or UTF-16: a UTF-16 file is
+read through a UTF-8 copy), its format picked from the
 extension and the content (or taken from `fmt`), and a `ReadResult` returned. Bad input never raises: a whole-file problem is one
 `Skipped` with line None, a bad entry is a `Skipped` naming its line.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from assistant.core.types import ReadResult
 from ingest.readers import arxiv, bibtex, csv_reader, daily_papers, hf_daily, jsonl, pdf
-from ingest.readers.common import ABSTRACT_KEYS, check_file, file_problem
+from ingest.readers.common import ABSTRACT_KEYS, as_utf8, check_file, file_problem, utf16_encoding
 
 Reader = Callable[[Path, str], ReadResult]
 
@@ -101,6 +102,20 @@ def read_path(path: Path, fmt: str | None = None) -> ReadResult:
     problem = check_file(path)
     if problem:
         return file_problem(name, problem)
+    try:
+        encoding = utf16_encoding(path)
+        if encoding:
+            with as_utf8(path, encoding) as utf8:
+                return _read_text(utf8, name, fmt)
+        return _read_text(path, name, fmt)
+    except OSError as err:
+        return file_problem(name, f"cannot read file: {err.strerror or err}")
+    except UnicodeError as err:  # changed since it was checked
+        return file_problem(name, f"not {encoding.upper()} text: {err}")
+
+
+def _read_text(path: Path, name: str, fmt: str | None) -> ReadResult:
+    """A checked UTF-8 text file read by its reader (``fmt``, or the one its name and content call for)."""
     try:
         fmt = fmt or detect_format(path)
         if fmt is None:

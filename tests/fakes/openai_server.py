@@ -15,6 +15,8 @@ Reply kinds (build them with the helpers below):
   close_midstream(pieces) chunked SSE, then the socket closes without the final chunk
   clean_eof(pieces)       SSE without length or finish, then a clean close (looks complete to HTTP)
   delay(seconds, then)    wait, then send ``then`` (longer than a client timeout: a timeout)
+  never()                 read the request and never answer (until the server stops)
+  trickle(pieces, every)  chunked SSE, one piece every ``every`` seconds, then the finish: a slow model
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ def clean_eof(pieces: list[str]) -> dict:
 
 def delay(seconds: float, then: dict | None = None) -> dict:
     return {"kind": "delay", "seconds": seconds, "then": then or answer("late")}
+
+
+def never() -> dict:
+    return {"kind": "never"}
+
+
+def trickle(pieces: list[str], every: float) -> dict:
+    return {"kind": "trickle", "pieces": pieces, "every": every}
 
 
 def _completion(text: str, model: str) -> dict:
@@ -111,6 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "delay":
             time.sleep(reply["seconds"])
             return self._send(reply["then"], body)
+        if kind == "never":
+            self.server.fake.stopped.wait(600)
+            return None
         if kind == "answer":
             if body.get("stream"):
                 return self._send(sse(_split(reply["text"])), body)
@@ -138,6 +151,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
             self._hard_close()  # no terminating 0-chunk: the body is incomplete
+            return None
+        if kind == "trickle":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            events = [_chunk(model, p) for p in reply["pieces"]] + [_chunk(model, None, "stop"), b"data: [DONE]\n\n"]
+            for i, data in enumerate(events):
+                if i and i < len(reply["pieces"]) and self.server.fake.stopped.wait(reply["every"]):
+                    return None
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
             return None
         if kind == "clean_eof":
             self.send_response(200)
@@ -198,6 +225,7 @@ class FakeOpenAIServer:
         self.script: deque[dict] = deque()
         self.requests: list[dict] = []
         self._lock = threading.Lock()
+        self.stopped = threading.Event()  # set by stop(): replies that wait (never, trickle) end
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -225,6 +253,7 @@ class FakeOpenAIServer:
         return self
 
     def stop(self) -> None:
+        self.stopped.set()
         if self._thread.is_alive():  # shutdown() of a server never started would wait forever
             self._server.shutdown()
         self._server.server_close()

@@ -182,3 +182,33 @@ def test_ingest__second_writer_gets_library_busy(app, tmp_path, temp_home):
         with pytest.raises(LibraryBusy, match="library busy"):
             app.ingest([src])
     assert app.ingest([src]).new == 1
+
+
+def test_report__a_file_with_many_bad_lines_is_one_summary_with_its_first_examples():
+    from assistant.core.types import Skipped
+    from ingest.pipeline import IngestReport
+
+    few = [Skipped("few.csv", 5, "title with no abstract: 'A'"), Skipped("few.csv", 9, "bad CSV row: x")]
+    many = [Skipped("big.txt", n, f"text with no title line before it: 'line {n}'") for n in range(1, 101)]
+    report = IngestReport(files=["few.csv", "big.txt", "gone.txt"], skipped=few + many + [Skipped("gone.txt", None, "no such file")],
+                          skipped_more={"big.txt": 672_064})
+    lines = report.lines()
+    assert "skipped: 672167" in lines
+    start = lines.index("  big.txt: 672,164 entries skipped; the first 3:")
+    assert lines[start + 1 : start + 5] == [
+        "    line 1: text with no title line before it: 'line 1'",
+        "    line 2: text with no title line before it: 'line 2'",
+        "    line 3: text with no title line before it: 'line 3'",
+        "    (the JSON report lists the first 100)",
+    ]
+    # Files with a few skips list each, as before.
+    assert "  few.csv:5: title with no abstract: 'A'" in lines and "  gone.txt: no such file" in lines
+    assert len(lines) < 20
+
+    d = json.loads(json.dumps(report.to_dict()))
+    assert d["skipped_count"] == 672_167 and len(d["skipped"]) == 103
+    assert d["skipped_files"] == [{"file": "few.csv", "skipped": 2, "listed": 2},
+                                  {"file": "big.txt", "skipped": 672_164, "listed": 100},
+                                  {"file": "gone.txt", "skipped": 1, "listed": 1}]
+    assert d["skipped"][2] == {"file": "big.txt", "line": 1, "reason": "text with no title line before it: 'line 1'"}
+    assert "skipped_more" not in d

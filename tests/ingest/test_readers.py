@@ -273,10 +273,41 @@ def test_read_path__non_utf8_file_names_byte_and_offset(tmp_path):
     assert only_problem(read_path(path)) == "not UTF-8 text (byte 0xe9 at offset 18)"
 
 
-def test_read_path__utf16_file_is_named_as_such(tmp_path):
-    path = tmp_path / "utf16.txt"
-    path.write_text("Title\n\nAbstract.\n", encoding="utf-16")
-    assert only_problem(read_path(path)).startswith("UTF-16 text")
+DUMP = ("Daily Papers\nA Study of Unlearning in Caf\u00e9s\n"
+        "We study how models forget what they learned, and show it works.\n"
+        "Second Paper Title\nAnother abstract, about retrieval, that ends here.\n")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_read_path__utf16_is_read_with_or_without_a_bom(tmp_path, encoding):
+    # Without a BOM it was called "binary (NUL byte at offset 1)"; with one, refused.
+    path = tmp_path / "notepad.txt"
+    path.write_bytes(DUMP.encode(encoding))
+    result = read_path(path)
+    assert [p.title for p in result.papers] == ["A Study of Unlearning in Caf\u00e9s", "Second Paper Title"]
+    assert result.papers[0].source == f"{path}:2" and result.skipped == []  # the file's name and line numbers
+
+
+def test_read_path__utf16_jsonl_without_a_bom_is_read(tmp_path):
+    path = tmp_path / "export.jsonl"
+    path.write_bytes((json.dumps({"title": "T", "abstract": "An abstract about caf\u00e9s."}) + "\n").encode("utf-16-le"))
+    assert [p.abstract for p in read_path(path).papers] == ["An abstract about caf\u00e9s."]
+
+
+@pytest.mark.parametrize("data", [
+    bytes([5, 0, 7, 0, 9, 0, 1, 0] * 64),  # 16-bit numbers: NULs at every other byte, but not text
+    b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8,  # NULs anywhere
+])
+def test_read_path__binary_with_nul_bytes_is_still_binary(tmp_path, data):
+    path = tmp_path / "data.txt"
+    path.write_bytes(data)
+    assert only_problem(read_path(path)).startswith("binary file")
+
+
+def test_read_path__utf16_broken_past_its_first_64_kib_is_not_read(tmp_path):
+    path = tmp_path / "broken.txt"
+    path.write_bytes((DUMP * 200).encode("utf-16-le") + b"\x00\xd8A\x00")  # a lone high surrogate at 80 KiB
+    assert only_problem(read_path(path)).startswith("not UTF-16 text (bad bytes at offset")
 
 
 def test_read_path__utf8_bom_is_accepted(tmp_path):
@@ -318,3 +349,24 @@ def test_read_path__20mb_single_line_json_array_loads_every_entry(tmp_path):
         tracemalloc.stop()
     assert len(result.papers) == count and result.skipped == []
     assert peak < 4 * path.stat().st_size
+
+
+def test_read_path__many_bad_lines_keep_the_first_100_and_count_the_rest(tmp_path):
+    # The issue's 50 MB file kept one Skipped per line (672,164 of them, 623 MB at peak); 150,000 lines here.
+    path = tmp_path / "log.txt"
+    with path.open("w") as fh:
+        for i in range(150_000):
+            fh.write(f"Line {i} of a log that is not a paper and ends with a period.\n")
+    tracemalloc.start()
+    try:
+        result = read_path(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.entries == 150_000 and result.skipped_count == 150_000
+    assert len(result.skipped) == 100 and result.skipped_more == 149_900
+    assert [s.line for s in result.skipped[:3]] == [1, 2, 3]
+    assert result.skipped[0].reason.startswith("text with no title line before it: 'Line 0 of a log")
+    # Streamed, the skips past 100 only counted: the 1 MiB pieces of the file check, not the 10 MB file
+    # (keeping every skip took about 45 MB here).
+    assert peak < path.stat().st_size / 2

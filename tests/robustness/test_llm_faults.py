@@ -7,13 +7,14 @@ be shown as a finished one.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 from typer.testing import CliRunner
 
 from assistant.core.errors import BackendError
-from assistant.cli import app as cli
+from assistant.cli import INCOMPLETE, app as cli
 from assistant.ui.page import ChatPage
 
 QUESTION = "How can large language models unlearn with embedding-corrupted prompts?"
@@ -115,7 +116,7 @@ def test_faults__connection_closed_mid_stream_is_an_error_message_in_the_ui(llm_
     steps = list(page.respond(QUESTION, []))
     text, panel = steps[-1]
     assert any("Embedding-corrupted prompts" in t for t, _ in steps[:-1])  # it was streaming
-    assert text.startswith("⚠️") and "broke off the answer" in text
+    assert text.startswith("⚠️") and "broke off the answer" in text and "cut off part-way" in text
     assert "Embedding-corrupted prompts" not in text and "Traceback" not in text + panel
 
     # The next question is answered normally.
@@ -127,13 +128,90 @@ def test_faults__connection_closed_mid_stream_is_an_error_message_in_the_ui(llm_
 def test_faults__reply_slower_than_the_timeout_is_a_clear_error(llm_app, cli_env, openai_server, replies):
     openai_server.push(replies.delay(10, replies.sse(["Too late [1]."])))
     started = time.monotonic()
-    with pytest.raises(BackendError, match=r"did not answer within 1 s"):
+    with pytest.raises(BackendError, match=r"did not answer within 1 s .*gave up after 1\.\d s"):
         llm_app(llm_timeout=1.0, llm_max_retries=0).engine.ask(QUESTION)
     assert time.monotonic() - started < 8  # gave up long before the server would have answered
 
-    # The openai client retries a timed-out request too (ASSISTANT_LLM_MAX_RETRIES=2 here): three slow replies.
+    # ASSISTANT_LLM_MAX_RETRIES=2 here: the retries share the one limit, so the first slow reply uses it up.
     cli_env.setenv("ASSISTANT_LLM_TIMEOUT", "1")
+    openai_server.requests.clear()
     openai_server.push(*[replies.delay(10, replies.sse(["Too late [1]."]))] * 3)
     result = _ask("--json")
     assert result.exit_code == 1 and result.stdout.strip() == ""
     assert "did not answer within 1 s" in _one_error_line(result)
+    assert len(openai_server.requests) == 1
+
+
+def _waited(line: str) -> float:
+    found = re.search(r"(?:gave up|stopped) after (\d+\.\d) s", line)
+    assert found, line
+    return float(found.group(1))
+
+
+def test_deadline__a_server_that_never_answers_is_given_up_at_the_limit_retries_included(cli_env, openai_server,
+                                                                                          replies):
+    # The probe, scaled down: 248 s with the defaults (60 s, 3 retries), and a message saying 60 s.
+    cli_env.setenv("ASSISTANT_LLM_TIMEOUT", "2")
+    cli_env.setenv("ASSISTANT_LLM_MAX_RETRIES", "3")
+    openai_server.push(*[replies.never()] * 4)
+    started = time.monotonic()
+    result = _ask()
+    wall = time.monotonic() - started
+    assert result.exit_code == 1
+    line = _one_error_line(result)
+    assert "did not answer within 2 s (ASSISTANT_LLM_TIMEOUT" in line and "retries included" in line, line
+    assert 2.0 <= _waited(line) < 2.5  # the real figure
+    assert wall < 2 + 3, wall  # the limit, plus retrieval and the CLI (4 tries of 2 s would be 8 s and more)
+    time.sleep(1.5)  # past the openai client's backoff: a retry would have been sent by now
+    assert len(openai_server.requests) == 1  # no request after the deadline
+    assert result.stdout.strip() == ""
+
+
+def test_deadline__slow_tokens_are_cut_at_the_limit_and_marked_incomplete(cli_env, openai_server, replies):
+    # The probe, scaled down: a token every 4 s with a 5 s limit ran 130 s and exited 0.
+    cli_env.setenv("ASSISTANT_LLM_TIMEOUT", "2.5")
+    pieces = [f"Embedding-corrupted prompts {i} " for i in range(30)]
+    openai_server.push(replies.trickle(pieces, every=1.0))
+    started = time.monotonic()
+    result = _ask()
+    wall = time.monotonic() - started
+    assert result.exit_code == 1
+    line = _one_error_line(result)
+    assert "did not finish the answer within 2.5 s" in line, line
+    assert 2.5 <= _waited(line) < 3.0
+    assert wall < 2.5 + 3, wall
+    out = result.stdout.strip().splitlines()
+    assert out[0].startswith("Embedding-corrupted prompts 0 ")  # it was streaming
+    assert out[-1] == INCOMPLETE  # and the half answer is marked, not finished off with references
+    assert "References" not in result.stdout
+
+    openai_server.push(replies.trickle(pieces, every=1.0))
+    result = _ask("--json")
+    assert result.exit_code == 1 and result.stdout.strip() == ""  # no answer object, whole or half
+    assert "did not finish the answer within 2.5 s" in _one_error_line(result)
+
+
+def test_deadline__the_follow_up_rewrite_and_the_answer_share_one_limit(llm_app, openai_server, replies):
+    openai_server.push(replies.delay(1.5, replies.answer("How do embedding-corrupted prompts make LLMs unlearn?")),
+                       replies.trickle([f"They corrupt prompts {i} " for i in range(30)], every=0.5))
+    history = [{"role": "user", "content": "How do LLMs unlearn?"}, {"role": "assistant", "content": "..."}]
+    engine = llm_app(llm_timeout=3.0, llm_max_retries=0).engine
+    started = time.monotonic()
+    pieces = []
+    with pytest.raises(BackendError, match=r"did not finish the answer within 3 s") as caught:
+        for event in engine.stream("and how do they use corrupted prompts?", history=history):
+            pieces += [event.text] if event.kind == "delta" else []
+    assert 3.0 <= _waited(str(caught.value)) < 3.5
+    assert time.monotonic() - started < 3.0 + 2.5  # one limit for both calls (and retrieval between them)
+    assert openai_server.bodies[0]["stream"] is False and openai_server.bodies[1]["stream"] is True
+    assert 1 <= len(pieces) <= 4  # 1.5 s of the 3 s went to the rewrite: about 3 pieces of the answer
+
+
+def test_deadline__a_cut_answer_on_the_chat_page_is_replaced_by_the_error(llm_app, openai_server, replies):
+    page = ChatPage(llm_app(llm_timeout=1.5))
+    openai_server.push(replies.trickle([f"Embedding-corrupted prompts {i} " for i in range(20)], every=0.5))
+    steps = list(page.respond(QUESTION, []))
+    text, _ = steps[-1]
+    assert any("Embedding-corrupted prompts 0" in t for t, _ in steps[:-1])  # it was streaming
+    assert text.startswith("⚠️") and "did not finish the answer within 1.5 s" in text
+    assert "cut off part-way" in text and "Embedding-corrupted prompts" not in text
