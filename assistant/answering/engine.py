@@ -241,7 +241,10 @@ class CitedQueryEngine(CustomQueryEngine):
             answer.timings = _timings(started, retrieve_ms, generate_ms, 0.0)
             return answer
         verify_started = time.perf_counter()
-        check = self.verifier.verify(raw, plan.sources, deadline=plan.deadline)
+        floor = self.answerability.min_sentence_relevance
+        scored = {x.text: x.relevance for x in plan.sentences if x.passage >= 0 and x.relevance is not None}
+        check = self.verifier.verify(raw, plan.sources, deadline=plan.deadline,
+                                     off_question=lambda text: scored.get(text, 1.0) < floor)
         verify_ms = (time.perf_counter() - verify_started) * 1000
         answer.answer = check.text
         answer.citations = check.citations

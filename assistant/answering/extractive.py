@@ -63,7 +63,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
     def __init__(self, bank: SentenceBank, *, stats: Callable[[], LibraryStats] = LibraryStats, max_sentences: int = 4,
                  summary_papers: int = 8, mmr_lambda: float = 0.75, theme_similarity: float = 0.6,
                  min_share: float = 0.6, per_side: int = 3, paper_weight: float = 0.4,
-                 min_sentence_relevance: float = 0.15, streaming: bool = True):
+                 min_sentence_relevance: float = 0.15, relevance_weight: float = 1.0, streaming: bool = True):
         super().__init__(streaming=streaming)
         self.bank = bank
         self._stats = stats  # a function: the library's word frequencies change with every ingest
@@ -77,6 +77,10 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         # A full text's passage sentence is quoted only when it bears on the question (relevance.py): a paper's
         # hundreds of passages always hold one that shares a word with the question.
         self.min_sentence_relevance = min_sentence_relevance
+        # How much the relevance model's probability adds to a sentence's cosine when quotes are chosen. At 1.0
+        # against 0 (no model): the 20 LitQA2 dev questions' key passage cited 0.60 -> 0.70, the 31 questions on
+        # the three PDFs 0.81 -> 0.87; the bundled dev set's gold precision 0.840 -> 0.872, key facts 0.685 -> 0.692.
+        self.relevance_weight = relevance_weight
 
     @property
     def name(self) -> str:
@@ -127,7 +131,8 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         # A list wants every paper on its subject, not mostly the closest one.
         paper_weight = self.paper_weight / 4 if question.is_list else self.paper_weight
         base = {id(s): float(sim) + paper_weight * (relevance.get(s.n, 0.0) - best_rel)
-                + (0.3 if (s.n, s.index) in plan.decision.answering else 0.0) for s, sim in zip(pool, sims)}
+                + (0.3 if (s.n, s.index) in plan.decision.answering else 0.0)
+                + self.relevance_weight * (s.relevance or 0.0) for s, sim in zip(pool, sims)}
         single_paper = len({s.n for s in pool}) == 1
         # One paper answering: quote enough of it to cover the question; a list: up to two per paper.
         limit = self.max_sentences + (1 if single_paper else 0) + (2 if question.is_list else 0)

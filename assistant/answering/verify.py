@@ -239,13 +239,17 @@ class Verifier:
         support = self._finish(support, x, verdict)
         return PairScore(round(support, 4), aligned, problems, support >= self.threshold)
 
-    def verify(self, answer_text: str, sources: Sequence[Source], deadline=None) -> Verification:
+    def verify(self, answer_text: str, sources: Sequence[Source], deadline=None,
+               off_question: Callable[[str], bool] | None = None) -> Verification:
         """Drop citation numbers with no source, align and score every claim sentence, build the reference list.
 
         A full-text source's sentences include its retrieved passages, each with its page: a claim aligned to one
         gets that page in its mark (``[3]`` → ``[3, p. 5]``; a page written that the evidence is not on is
         corrected when the claim is supported), and the citation carries the page and every evidence passage.
         ``deadline``: the answer's time on the model (llms.deadline), which the optional LLM check draws on.
+        ``off_question(passage sentence)``: True for a full text's passage sentence that does not bear on the
+        question (the relevance model's call, made for answering): a claim resting on it is not supported, however
+        faithfully it quotes it ("A negative score indicates …" is no support for an answer about NPO).
         """
         by_n = {s.n: s for s in sources}
         cleaned, dropped = remove_unknown(answer_text, set(by_n))
@@ -278,6 +282,8 @@ class Verifier:
                 support, aligned, problems = self._score_source(claim, vectors[k], evidence_of[n], by_n[n].title,
                                                                 verdicts[k] if verdicts else None)
                 where = evidence_of[n][aligned[0]][1] if aligned else Where()
+                if aligned and where.page is not None and off_question and off_question(split[n][aligned[0]]):
+                    support, problems = 0.0, [*problems, "the passage it rests on does not bear on the question"]
                 evidence = ({"n": n, "index": aligned[0], "text": split[n][aligned[0]]} if aligned
                             else {"n": n, "index": None, "text": ""})
                 if where.page is not None:

@@ -82,11 +82,25 @@ def test_llm__the_prompt_shows_pages_and_a_missing_or_wrong_page_is_fixed(pdf_ap
     llm_app = App(settings, embedder=pdf_app.embedder)
     n = [h.paper_id for h in llm_app.search(TEMPERATURE)].index(DOI) + 1  # the engine numbers sources as retrieved
     openai_server.push(replies.sse([f"The spectrometer was cooled to 77 kelvin with liquid nitrogen [{n}]. ",
-                                    f"Each run used twelve silicon detectors [{n}, p. 4]."]))
+                                    f"The chamber was evacuated for one hour before the cooling began [{n}, p. 4]."]))
     answer = llm_app.engine.ask(TEMPERATURE)
     sources_block = openai_server.bodies[-1]["messages"][-1]["content"]
     assert "(p. 2) " in sources_block and "77 kelvin" in sources_block
     assert answer.answer.count(f"[{n}, p. 2]") == 2, answer.answer  # added, and p. 4 corrected to p. 2
+
+
+def test_llm__a_claim_resting_on_a_passage_off_the_question_is_not_supported(pdf_app, openai_server, replies):
+    # The detectors' sentence is on the same page as the answer and quoted faithfully, but it does not say how
+    # cold the spectrometer was: the support check must not call it supported for this question.
+    settings = pdf_app.settings.with_overrides(backend="openai-compatible", llm_base_url=openai_server.url,
+                                               llm_model="scripted", llm_max_retries=0)
+    llm_app = App(settings, embedder=pdf_app.embedder)
+    n = [h.paper_id for h in llm_app.search(TEMPERATURE)].index(DOI) + 1
+    openai_server.push(replies.sse([f"The spectrometer was cooled to 77 kelvin with liquid nitrogen [{n}]. ",
+                                    f"Each run used twelve silicon detectors arranged in a ring around the sample [{n}]."]))
+    answer = llm_app.engine.ask(TEMPERATURE)
+    assert "77 kelvin with liquid nitrogen" not in " ".join(answer.unsupported_sentences)
+    assert any("twelve silicon detectors" in s for s in answer.unsupported_sentences), answer.unsupported_sentences
 
 
 def test_verifier__adds_the_page_of_the_aligned_passage_and_leaves_abstract_claims_alone(embedder):
