@@ -19,6 +19,7 @@ from typer.exceptions import TyperException
 from assistant.app import load_app, load_settings
 from assistant.core.backends import backends
 from assistant.core.errors import BackendError, UserError
+from assistant.core.secrets import redact
 
 DEFAULT_DATA = Path("data")
 
@@ -36,7 +37,7 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {redact(str(exc))}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
@@ -47,7 +48,7 @@ class _Commands(TyperGroup):
             if (ctx.obj or {}).get("debug"):
                 raise
             where = _write_trace(exc)
-            typer.echo(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))}", err=True)
+            typer.echo(f"error: unexpected {type(exc).__name__}: {_one_line(redact(str(exc)))}", err=True)
             typer.echo(f"This is a bug in the assistant, not in your input; the full trace is in {where} "
                        "(or run again with --debug).", err=True)
             raise typer.Exit(2) from None
@@ -59,19 +60,20 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 def _write_trace(exc: BaseException) -> Path:
-    """Write the traceback to <home>/logs/ (the temp folder when home cannot be written); returns the file."""
+    """Write the traceback to <home>/logs/ (the temp folder when home cannot be written), secrets masked (the command
+    line may carry a URL with a password); returns the file."""
     import os
     import tempfile
     import traceback
     from datetime import datetime
 
-    text = "".join(traceback.format_exception(exc))
+    text = redact(" ".join(sys.argv) + "\n\n" + "".join(traceback.format_exception(exc)))
     home = Path(os.environ.get("ASSISTANT_HOME") or "~/.research-assistant").expanduser()
     name = f"error-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     for folder in (home / "logs", Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_text(" ".join(sys.argv) + "\n\n" + text)
+            (folder / name).write_text(text)
             return folder / name
         except OSError:
             continue
@@ -399,7 +401,7 @@ def chat(
         try:
             answer = _run_answer(a, question, False, history=history, numbering=numbering)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {redact(str(exc))}", err=True)
             continue
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
         for src in answer.sources:
