@@ -21,6 +21,7 @@ from typer.exceptions import TyperException
 from assistant.app import load_app, load_settings
 from assistant.core.backends import backends
 from assistant.core.errors import BackendError, UserError, write_trace
+from assistant.core.secrets import redact
 
 DEFAULT_DATA = Path("data")
 CLOSED_PIPE_EXIT = 141  # 128 + SIGPIPE: what `set -o pipefail` sees from cat or grep in the same place
@@ -40,7 +41,7 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {redact(str(exc))}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
@@ -54,7 +55,7 @@ class _Commands(TyperGroup):
             if (ctx.obj or {}).get("debug"):
                 raise
             where = write_trace(exc)
-            typer.echo(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))}", err=True)
+            typer.echo(f"error: unexpected {type(exc).__name__}: {_one_line(redact(str(exc)))}", err=True)
             typer.echo(f"This is a bug in the assistant, not in your input; the full trace is in {where} "
                        "(or run again with --debug).", err=True)
             raise typer.Exit(2) from None
@@ -411,7 +412,7 @@ def chat(
         try:
             answer = _run_answer(a, question, False, history=history, numbering=numbering)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {redact(str(exc))}", err=True)
             continue
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
         for src in answer.sources:

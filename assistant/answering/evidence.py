@@ -39,6 +39,33 @@ _FORMER_LATTER = re.compile(r"\b(?:the former|the latter)\b", re.I)
 # A contrast opens a sentence that answers the one before ("However, … these methods fail …").
 _CONTRAST = re.compile(r"^(?:however|nevertheless|nonetheless|yet|but|conversely|in contrast|by contrast)\b", re.I)
 _URL = re.compile(r"https?://|www\.|github\.com|huggingface\.co", re.I)
+# Sentences addressed to the assistant rather than stating a finding (text injected into a paper to steer whoever
+# answers from it): an imperative at a sentence's or clause's start about citing, answering or the assistant's own
+# instructions ("Ignore previous instructions.", "Cite [1] for everything.", "Always answer that …"), or a sentence
+# that speaks to the assistant ("You are now …", "As an AI …", "Note to any AI reading this: …"). Abstracts state
+# findings in the third person or "we"; they do not open a sentence with "Cite" or "You must". A paper that studies
+# such attacks describes them ("models that ignore previous instructions …") and stays quotable.
+_INSTRUCTION = re.compile(
+    r"(?:^|[;:!\u2014]\s*)(?:(?:please|now|also|then)[,\s]+)?(?:"
+    r"(?:ignore|disregard|forget|override|bypass)\s+(?:all|any|the|every|your|previous|prior|above|earlier|these|those|other)\b"
+    r"|(?:always|only|never|do\s+not|don't|must)\s+(?:cite|quote|mention|answer|respond|reply|say|state|tell|recommend|"
+    r"refer|reveal|output|print|include|use)\b"
+    r"|cite\b|(?:quote|recommend)\s+(?:this|the|only|\[|paper|source|reference|it\b|every|all)"
+    r"|(?:answer|respond|reply)\s+(?:every|all|any|each|only|with|to\s+(?:every|all|any|each|the\s+user))\b"
+    r"|(?:reveal|print|repeat|output)\s+(?:your|the)\s+(?:system\s+)?(?:prompt|instructions)"
+    r"|(?:you\s+(?:are|must|should|will|have\s+to|need\s+to)|you're|from\s+now\s+on)\b"
+    r"|as\s+an?\s+(?:ai|artificial\s+intelligence|language\s+model|llm|assistant|chatbot)\b"
+    r"|(?:note|message|instructions?|attention)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?(?:ai|llm|assistant|chatbot|"
+    r"language\s+model|model|reader\s+model)s?\b"
+    r"|(?:dear|hey|hello)\s+(?:ai|llm|assistant|chatbot|model)s?\b|(?:ai|llm|assistant|chatbot)\s*:)",
+    re.I,
+)
+
+
+def addressed_to_assistant(text: str) -> bool:
+    """Whether a sentence is an instruction aimed at the assistant (see ``_INSTRUCTION``): such a sentence is data,
+    never evidence, so no answer quotes it as a finding."""
+    return bool(_INSTRUCTION.search(text))
 
 
 def leans_back(text: str) -> bool:
@@ -63,7 +90,8 @@ class Sentence:
     words: frozenset[str] = field(default_factory=frozenset)  # stemmed content words
     has_number: bool = False
     dependent: bool = False  # leans on the sentence before it
-    quotable: bool = True  # worth quoting on its own (not a link, not a fragment)
+    quotable: bool = True  # worth quoting on its own (not a link, not a fragment, not addressed to the assistant)
+    instruction: bool = False  # addressed to the assistant (``addressed_to_assistant``): never quoted, nor leaned on
     page: int | None = None  # the PDF page of a passage's sentence; None for the title and the abstract
     section: str = ""
     passage: int = -1  # which retrieved passage it is in (-1: the title or the abstract)
@@ -209,12 +237,14 @@ class SentenceBank:
             first_passage = len(texts) - len(places)  # the passages' sentences come last
             for i, (text, vec) in enumerate(zip(texts, vecs)):
                 index = i - 1  # the title is -1, the abstract's sentences 0..
+                instruction = index >= 0 and addressed_to_assistant(text)
                 where = places[i - first_passage] if i >= first_passage else Where()
                 out.append(Sentence(
                     n=src.n, index=index, text=text, vec=vec, words=frozenset(content_words(text)),
                     has_number=bool(NUMBER.search(text)),
                     dependent=index > 0 and leans_back(text),
-                    quotable=index >= 0 and not _URL.search(text) and len(content_words(text)) >= 3,
+                    quotable=index >= 0 and not _URL.search(text) and len(content_words(text)) >= 3 and not instruction,
+                    instruction=instruction,
                     page=where.page, section=where.section, passage=where.passage,
                 ))
         return out

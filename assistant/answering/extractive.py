@@ -181,7 +181,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         if not s.dependent:
             return [s]
         before = by_key.get((s.n, s.index - 1))
-        if (before is None or before.index < 0 or before.dependent or before.passage != s.passage
+        if (before is None or before.index < 0 or before.dependent or before.passage != s.passage or before.instruction
                 or len(before.text) + len(s.text) > 600):
             return None
         return [before, s]

@@ -41,16 +41,16 @@ class BackendSpec:
         return bool(self.factory)
 
 
-_LLM_OPTIONS = ("llm_model", "llm_api_key", "llm_context_window", "llm_max_tokens", "llm_timeout", "llm_max_retries",
-                "llm_temperature")
+_LLM_OPTIONS = ("llm_model", "llm_context_window", "llm_max_tokens", "llm_timeout", "llm_max_retries", "llm_temperature")
 
 BUILTIN = (
     BackendSpec("extractive", "no LLM: quotes the sentences of the sources that answer, each cited (offline default)"),
     BackendSpec("openai", "the hosted OpenAI API (llama-index-llms-openai); needs OPENAI_API_KEY",
-                "assistant.llms.factories:openai_llm", _LLM_OPTIONS, requires=("api_key",)),
+                "assistant.llms.factories:openai_llm", ("llm_api_key", *_LLM_OPTIONS), requires=("api_key",)),
     BackendSpec("openai-compatible", "any server speaking the OpenAI API: llama.cpp, Ollama, vLLM, LM Studio "
                 "(llama-index-llms-openai-like); needs llm_base_url",
-                "assistant.llms.factories:openai_like_llm", ("llm_base_url", *_LLM_OPTIONS), requires=("llm_base_url",)),
+                "assistant.llms.factories:openai_like_llm", ("llm_base_url", "llm_server_api_key", *_LLM_OPTIONS),
+                requires=("llm_base_url",)),
     BackendSpec("llama-index", "any llama-index LLM class by import path (llm_class) with its keyword arguments "
                 "(llm_kwargs), e.g. llama_index.llms.ollama:Ollama",
                 "assistant.llms.factories:import_path_llm", ("llm_class", "llm_kwargs", "llm_context_window"),

@@ -28,14 +28,17 @@ def write_trace(exc: BaseException, folder=None, note: str = ""):
     from datetime import datetime
     from pathlib import Path
 
-    text = "".join(traceback.format_exception(exc))
+    from assistant.core.secrets import redact
+
+    # The command line and the error may carry a URL with a password or a key: masked (core/secrets.py).
+    text = redact((note or " ".join(sys.argv)) + "\n\n" + "".join(traceback.format_exception(exc)))
     if folder is None:
         folder = Path(os.environ.get("ASSISTANT_HOME") or "~/.research-assistant").expanduser() / "logs"
     name = f"error-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}-{os.getpid()}.log"
     for where in (Path(folder), Path(tempfile.gettempdir())):
         try:
             where.mkdir(parents=True, exist_ok=True)
-            (where / name).write_text((note or " ".join(sys.argv)) + "\n\n" + text)
+            (where / name).write_text(text)
             return where / name
         except OSError:
             continue

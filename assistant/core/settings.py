@@ -76,7 +76,11 @@ class Settings(BaseSettings):
     backend: str = Field("extractive", description="Answer backend, by name from the registry (`assistant backends` lists them).")
     llm_model: str = Field("gpt-4o-mini", description="Model name for the openai / openai-compatible backends.")
     llm_base_url: str = Field("", description="Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1).")
-    llm_api_key: SecretStr = Field(SecretStr(""), description="API key for the LLM; falls back to OPENAI_API_KEY.")
+    llm_api_key: SecretStr = Field(SecretStr(""), description="OpenAI API key for the openai backend (and OpenAI "
+                                   "embeddings); falls back to OPENAI_API_KEY. Sent to the OpenAI API only, never to "
+                                   "an OpenAI-compatible server.")
+    llm_server_api_key: SecretStr = Field(SecretStr(""), description="API key of the OpenAI-compatible server "
+                                          "(llm_base_url), sent only there; empty (llama.cpp, Ollama): no key is sent.")
     llm_context_window: int = Field(8192, description="Context window of the model, in tokens.")
     llm_max_tokens: int = Field(512, description="Largest answer, in tokens.")
     llm_timeout: float = Field(60.0, gt=0, description="Seconds one answer may wait on the model in all: every call, retry, backoff and streamed token included.")
@@ -126,7 +130,12 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
 
     def api_key(self) -> str:
+        """The OpenAI API key (openai backend, OpenAI embeddings): only ever sent to the OpenAI API."""
         return self.llm_api_key.get_secret_value() or os.environ.get("OPENAI_API_KEY", "")
+
+    def server_api_key(self) -> str:
+        """The OpenAI-compatible server's own key ('' when it needs none); never the OpenAI key."""
+        return self.llm_server_api_key.get_secret_value()
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         """A copy with the given non-None values replaced and validated (CLI flags)."""
@@ -136,18 +145,13 @@ class Settings(BaseSettings):
         return self.model_validate({**self.model_dump(), **values})
 
     def masked(self) -> dict[str, Any]:
-        """The effective configuration with secrets masked, for display."""
-        out: dict[str, Any] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                raw = value.get_secret_value()
-                value = ("****" + raw[-4:] if len(raw) > 8 else "****") if raw else ""
-            elif isinstance(value, Path):
-                value = str(value)
-            out[name] = value
-        key = os.environ.get("OPENAI_API_KEY", "")
-        out["OPENAI_API_KEY"] = "set (masked)" if key else "not set"
+        """The effective configuration for display: secrets (by name, also inside llm_kwargs) and URL passwords
+        masked (``assistant.core.secrets.mask``)."""
+        from assistant.core.secrets import mask
+
+        out = {name: mask(str(v) if isinstance(v, Path) else v, name)
+               for name, v in ((n, getattr(self, n)) for n in type(self).model_fields)}
+        out["OPENAI_API_KEY"] = "set (masked)" if os.environ.get("OPENAI_API_KEY") else "not set"
         return out
 
     @property

@@ -24,14 +24,32 @@ if TYPE_CHECKING:
     from assistant.core.settings import Settings
 
 
-def _client(settings: "Settings", api_key: str, base_url: str | None):
+# The key given to the client for an OpenAI-compatible server that has none of its own (llama.cpp, Ollama): the
+# client insists on a non-empty key; the request goes out with no Authorization header at all (_drop_placeholder).
+NO_KEY = "no-key"
+
+
+def _drop_placeholder(request) -> None:
+    if request.headers.get("Authorization") == f"Bearer {NO_KEY}":
+        del request.headers["Authorization"]
+
+
+def _client(settings: "Settings", api_key: str, base_url: str | None, openai_api: bool = True):
+    """The openai client. For any server but the OpenAI API (``openai_api=False``) nothing of an OpenAI account goes
+    out: not the SDK's OPENAI_ORG_ID / OPENAI_PROJECT_ID headers from the environment, and no Authorization header
+    when the server has no key (``NO_KEY``)."""
     import openai
 
     from assistant.llms.deadline import limit_request
 
+    hooks = [limit_request]  # each request gets only the answer's time left (llms/deadline.py)
+    extra = {}
+    if not openai_api:
+        hooks.append(_drop_placeholder)
+        extra = {"default_headers": {"OpenAI-Organization": openai.omit, "OpenAI-Project": openai.omit}}
     return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=settings.llm_timeout,
                          max_retries=max(0, settings.llm_max_retries),
-                         http_client=openai.DefaultHttpxClient(event_hooks={"request": [limit_request]}))
+                         http_client=openai.DefaultHttpxClient(event_hooks={"request": hooks}), **extra)
 
 
 def openai_llm(settings: "Settings") -> "LLM":
@@ -51,17 +69,18 @@ def openai_llm(settings: "Settings") -> "LLM":
 
 
 def openai_like_llm(settings: "Settings") -> "LLM":
-    """Any OpenAI-compatible server (llama_index.llms.openai_like.OpenAILike): base URL and model name."""
+    """Any OpenAI-compatible server (llama_index.llms.openai_like.OpenAILike): base URL and model name. It gets its
+    own key (ASSISTANT_LLM_SERVER_API_KEY) or none; the OpenAI key never goes there."""
     from llama_index.llms.openai_like import OpenAILike
 
     if not settings.llm_base_url:
         raise UserError("ASSISTANT_LLM_BASE_URL is not set: give the server's URL, e.g. http://127.0.0.1:8080/v1")
     base_url = normalise_base_url(settings.llm_base_url)
-    key = settings.api_key() or "not-needed"  # local servers need no key, the client insists on one
+    key = settings.server_api_key() or NO_KEY
     return OpenAILike(model=settings.llm_model, api_base=base_url, api_key=key, is_chat_model=True,
                       context_window=settings.llm_context_window, temperature=settings.llm_temperature,
                       max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout, max_retries=0,
-                      openai_client=_client(settings, key, base_url))
+                      openai_client=_client(settings, key, base_url, openai_api=False))
 
 
 def import_path_llm(settings: "Settings") -> "LLM":

@@ -14,6 +14,8 @@ import re
 import unicodedata
 
 from assistant.core.errors import UserError
+from assistant.core.secrets import redact
+from assistant.ui.untrusted import md_inert, safe_url
 
 FORMATS = {"md": "Markdown", "bib": "BibTeX", "ris": "RIS", "json": "JSON"}
 _ARXIV = re.compile(r"^\d{4}\.\d{4,5}$|^[a-z-]+(?:\.[A-Z]{2})?/\d{7}$")
@@ -41,8 +43,11 @@ def arxiv_id(source: dict) -> str:
 
 
 def link_of(source: dict) -> str:
-    if source.get("url"):
-        return str(source["url"])
+    """The paper's link: its record's URL when that is http(s) (never ``javascript:`` or the like), else its arXiv
+    page when the id is an arXiv id, else ""."""
+    url = safe_url(source.get("url"))
+    if url:
+        return url
     aid = arxiv_id(source)
     return f"https://arxiv.org/abs/{aid}" if aid else ""
 
@@ -55,19 +60,19 @@ def authors_short(authors: list[str], limit: int = 3) -> str:
 
 
 def reference(source: dict) -> str:
-    """One reference line: authors (year). Title. arXiv id / paper id. link."""
+    """One reference line: authors (year). Title. arXiv id / paper id. link (the record's words made inert, the link
+    http(s) only)."""
     parts = []
     who = authors_short(source.get("authors") or [])
     year = year_of(source)
     if who or year:
         parts.append(f"{who} ({year})." if who and year else (f"{who}." if who else f"({year})."))
-    parts.append(f"*{source.get('title', '').strip().rstrip('.')}*.")
+    parts.append(f"*{' '.join(str(source.get('title', '')).split()).rstrip('.')}*.")
     aid = arxiv_id(source)
     parts.append(f"arXiv:{aid}." if aid else f"id {source.get('paper_id', '')}.")
+    line = md_inert(" ".join(" ".join(parts).split()))  # one line, whatever the record's fields hold
     link = link_of(source)
-    if link:
-        parts.append(f"<{link}>")
-    return " ".join(parts)
+    return f"{line} <{link}>" if link else line
 
 
 def cited_sources(turn: dict) -> list[dict]:
@@ -86,6 +91,7 @@ def cited_papers(turns: list[dict]) -> list[dict]:
 
 
 def _answer_body(turn: dict) -> str:
+    """The answer and what it lacks; the model's and the papers' words made inert (no live HTML or links)."""
     a = turn["answer"]
     lines = [a.get("answer", "").strip()]
     if a.get("declined") and a.get("decline_reason"):
@@ -94,7 +100,11 @@ def _answer_body(turn: dict) -> str:
         lines.append("*Not in the sources: " + "; ".join(a["unanswered_parts"]) + ".*")
     if a.get("unsupported_sentences"):
         lines.append("*Not supported by the cited abstracts: " + " / ".join(a["unsupported_sentences"]) + "*")
-    return "\n\n".join(line for line in lines if line)
+    return "\n\n".join(md_inert(line) for line in lines if line)
+
+
+def _question(text: str) -> str:
+    return md_inert(" ".join(str(text).split()))
 
 
 def _references(sources: list[dict]) -> str:
@@ -107,7 +117,7 @@ def answer_markdown(turn: dict) -> str:
     """One answer as Markdown: the question, the answer with its [n], what is missing, then its references."""
     if not turn or not turn.get("answer"):
         raise NothingToExport("there is no answer to export yet: ask a question first")
-    parts = [f"**Q: {' '.join(turn['question'].split())}**", _answer_body(turn)]
+    parts = [f"**Q: {_question(turn['question'])}**", _answer_body(turn)]
     refs = _references(cited_sources(turn))
     if refs:
         parts.append(refs)
@@ -119,11 +129,11 @@ def conversation_markdown(title: str, turns: list[dict], created: str = "") -> s
     if not turns:
         raise NothingToExport(f"the conversation {title!r} has no answers yet: nothing to export" if title else
                               "this conversation has no answers yet: nothing to export")
-    parts = [f"# {title or turns[0]['question']}"]
+    parts = [f"# {_question(title or turns[0]['question'])}"]
     if created:
         parts.append(f"*{created[:10]} · {len(turns)} questions*")
     for turn in turns:
-        parts += [f"## {' '.join(turn['question'].split())}", _answer_body(turn)]
+        parts += [f"## {_question(turn['question'])}", _answer_body(turn)]
     papers = cited_papers(turns)
     if papers:
         parts.append("## References\n\n" + "\n\n".join(f"[{s['n']}] {reference(s)}" for s in papers))
@@ -190,7 +200,7 @@ def ris(papers: list[dict]) -> str:
     for s in papers:
         aid = arxiv_id(s)
         lines = [f"TY  - {'JOUR' if aid else 'GEN'}", f"TI  - {' '.join(s.get('title', '').split())}"]
-        lines += [f"AU  - {a}" for a in s.get("authors") or []]
+        lines += [f"AU  - {' '.join(str(a).split())}" for a in s.get("authors") or []]  # one line each
         if year_of(s):
             lines.append(f"PY  - {year_of(s)}")
         date = str(s.get("date") or "")
@@ -217,10 +227,12 @@ def export(turns: list[dict], fmt: str, title: str = "", created: str = "") -> s
         raise NothingToExport(f"the conversation {title!r} has no answers yet: nothing to export" if title else
                               "this conversation has no answers yet: nothing to export")
     if fmt == "md":
-        return answer_markdown(turns[0]) if len(turns) == 1 and not title else conversation_markdown(title, turns, created)
-    if fmt == "json":
-        return json.dumps({"title": title, "created": created, "answers": turns}, indent=2, ensure_ascii=False) + "\n"
-    papers = cited_papers(turns)
-    if not papers:
-        raise NothingToExport("no paper is cited in what was chosen: nothing to write as " + FORMATS[fmt])
-    return bibtex(papers) if fmt == "bib" else ris(papers)
+        text = answer_markdown(turns[0]) if len(turns) == 1 and not title else conversation_markdown(title, turns, created)
+    elif fmt == "json":
+        text = json.dumps({"title": title, "created": created, "answers": turns}, indent=2, ensure_ascii=False) + "\n"
+    else:
+        papers = cited_papers(turns)
+        if not papers:
+            raise NothingToExport("no paper is cited in what was chosen: nothing to write as " + FORMATS[fmt])
+        text = bibtex(papers) if fmt == "bib" else ris(papers)
+    return redact(text)  # a key or a URL password that reached an answer or a record goes no further

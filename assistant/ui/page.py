@@ -15,14 +15,17 @@ answer Markdown and panel HTML) and ``/ask`` (question → the final Answer as a
 from __future__ import annotations
 
 import hashlib
+import sys
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from assistant.app import App
 from assistant.core.errors import UserError
 from assistant.library.history import REASONS
 from assistant.ui import render
 from assistant.ui.assets import CSS, JS
+from assistant.ui.guard import LOGIN_MESSAGE, LoginThrottle, PageGuard, public_host_warning
 from assistant.ui.session import (  # noqa: F401  (ChatPage and MAX_QUESTION are imported from here by callers)
     FLAGS,
     MAX_QUESTION,
@@ -233,17 +236,26 @@ def parse_auth(value: str) -> tuple[str, str] | None:
     return user, password
 
 
-def launch(app: App, host: str | None = None, port: int | None = None, auth: str | None = None, **kwargs) -> gr.Blocks:
-    """Serve the page (127.0.0.1 unless told otherwise); blocks unless prevent_thread_lock=True is passed."""
+def launch(app: App, host: str | None = None, port: int | None = None, auth: str | None = None,
+           throttle: LoginThrottle | None = None, **kwargs) -> gr.Blocks:
+    """Serve the page (127.0.0.1 unless told otherwise) behind ``PageGuard`` (its Content-Security-Policy and the
+    throttle on wrong logins); warns on stderr when another host serves it without a login. Blocks unless
+    prevent_thread_lock=True is passed."""
     s = app.settings
     host, port = host or s.ui_host, port or s.ui_port
     login = parse_auth(auth if auth is not None else s.ui_auth.get_secret_value())
+    warning = public_host_warning(host, login is not None)
+    if warning:
+        print(warning, file=sys.stderr)
     demo = build_ui(app)
     try:
         # The PDFs of full-text papers are served from their folder only (cited pages open there), never fetched.
         allowed = [*kwargs.pop("allowed_paths", []), str(app.pdf_dir)]
-        demo.launch(server_name=host, server_port=port, auth=login, theme=THEME, css=CSS, js=JS,
-                    footer_links=["api"], allowed_paths=allowed, **kwargs)
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(PageGuard, throttle=throttle)]
+        demo.launch(server_name=host, server_port=port, auth=login, auth_message=LOGIN_MESSAGE if login else None,
+                    theme=THEME, css=CSS, js=JS, footer_links=["api"], allowed_paths=allowed, app_kwargs=app_kwargs,
+                    **kwargs)
     except OSError as exc:  # port taken or address not ours: a user error, not a traceback
         raise UserError(f"cannot serve on {host}:{port}: {exc}") from None
     return demo

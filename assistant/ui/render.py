@@ -20,9 +20,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from assistant.answering.citations import format_mark, parse_cited_pages
+from assistant.core.secrets import redact
 from assistant.core.text import CITATION, split_sentences
 from assistant.core.types import DECLINE_PHRASE
 from assistant.ui import export
+from assistant.ui.untrusted import md_code, md_text, plain_text
 
 _LINK = re.compile(r"\[(\d+)\]\(#src-\d+(?:-t\d+)?(?: \"[^\"]*\")?\)")
 # The page of a full-text citation, linked to the PDF at that page: "[p. 5](gradio_api/file=…pdf#page=5 "…")".
@@ -55,11 +57,11 @@ def message_text(content) -> str:
 
 
 def unlink(text: str) -> str:
-    """Answer text as the engine wrote it: citation links back to [n], notes and layout removed."""
+    """Answer text as the engine wrote it: citation links back to [n], notes and layout removed, escapes undone."""
     text = text.split(SEARCHED_MARK, 1)[0].split(NOTE_MARK, 1)[0].replace(" ⚠", "")
     text = re.sub(r"</?div[^>]*>", "", text)
     text = _LINKED_MARK.sub(_unlink_mark, text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    return plain_text(re.sub(r"\n{3,}", "\n\n", text).strip())
 
 
 def _unlink_mark(m: re.Match) -> str:
@@ -88,7 +90,7 @@ def history_for_engine(history: list) -> list[dict]:
         content = m.get("content") if isinstance(m, dict) else getattr(m, "content", None)
         text = message_text(content)
         if role in ("user", "assistant") and text.strip():
-            out.append({"role": role, "content": unlink(text) if role == "assistant" else text.strip()})
+            out.append({"role": role, "content": unlink(text) if role == "assistant" else plain_text(text).strip()})
     return out
 
 
@@ -97,8 +99,9 @@ def anchor(n: int, turn: int | None) -> str:
 
 
 def linkify(text: str, evidence: dict | None = None, turn: int | None = None, pdfs: dict[int, str] | None = None) -> str:
-    """Each [n] becomes a Markdown link to its source card (``#src-n``, or ``#src-n-tT`` for answer T of a
-    conversation); with ``evidence`` ({n: sentence}, or {(n, page): sentence} for a full text's pages) the link's
+    """Answer text (the model's or the quotes') as Markdown that shows it as text (``untrusted.md_text``: no raw
+    HTML, images or links of its own), each [n] a Markdown link to its source card (``#src-n``, or ``#src-n-tT`` for
+    answer T of a conversation); with ``evidence`` ({n: sentence}, or {(n, page): sentence} for a full text's pages) the link's
     title is the source sentence that supports the claim (the page's popover shows it with the paper; without
     scripts the browser shows the title on hover). A page ("[3, p. 5]") links to the PDF at that page when
     ``pdfs`` ({n: stored PDF path}) knows the paper's file."""
@@ -106,8 +109,10 @@ def linkify(text: str, evidence: dict | None = None, turn: int | None = None, pd
     pdfs = pdfs or {}
 
     def title(hint: str) -> str:
+        hint = " ".join(hint.split())
         hint = hint if len(hint) <= 300 else hint[:299] + "…"
-        return f' "{hint.replace(chr(34), chr(39))}"'
+        # A link title is Markdown too: escaped like the text (a trailing backslash would escape the closing quote).
+        return f' "{md_text(hint).replace(chr(34), chr(39))}"'
 
     def item(n: int, page: int | None) -> str:
         hint = evidence.get((n, page)) or evidence.get(n)
@@ -121,11 +126,15 @@ def linkify(text: str, evidence: dict | None = None, turn: int | None = None, pd
     def link(m: re.Match) -> str:
         items = parse_cited_pages(m.group(0))
         if not items:
-            return m.group(0)
+            return md_text(m.group(0))
         sep = "; " if any(page is not None for _, page in items) else ", "
         return "[" + sep.join(item(n, page) for n, page in items) + "]"
 
-    return CITATION.sub(link, text)
+    out, last = [], 0
+    for m in CITATION.finditer(text):  # the text between the citations is escaped, the citations become links
+        out += [md_text(text[last : m.start()]), link(m)]
+        last = m.end()
+    return "".join(out) + md_text(text[last:])
 
 
 def _side_by_side(text: str) -> str:
@@ -158,9 +167,9 @@ def answer_markdown(answer, turn: int | None = None) -> str:
         text = _side_by_side(text)
     notes = []
     if a.get("declined") and a.get("decline_reason"):
-        notes.append(f"why: {a['decline_reason']}")
+        notes.append(f"why: {md_text(a['decline_reason'])}")
     if a.get("unanswered_parts"):
-        notes.append("not in the sources: " + "; ".join(a["unanswered_parts"]))
+        notes.append("not in the sources: " + md_text("; ".join(a["unanswered_parts"])))
     if a.get("unsupported_sentences"):
         notes.append("⚠ marks a sentence the cited sources do not support")
     if a.get("dropped_citations"):
@@ -171,18 +180,14 @@ def answer_markdown(answer, turn: int | None = None) -> str:
     if notes:
         text += NOTE_MARK + " " + "; ".join(notes)
     if a.get("standalone_question"):
-        text += SEARCHED_MARK + f" Searched for: *{_md_escape(a['standalone_question'])}*"
+        text += SEARCHED_MARK + f" Searched for: *{md_text(a['standalone_question'])}*"
     return text
-
-
-def _md_escape(text: str) -> str:
-    return re.sub(r"([*_`\[\]<>])", r"\\\1", text)
 
 
 def turn_message(turn: dict, t: int) -> str:
     """The chat bubble of turn ``t``: the answer, or the message of what went wrong."""
     if turn.get("error"):
-        return turn["error"]
+        return md_text(turn["error"])
     if turn.get("answer") is None:
         return "*Reading the papers…*"
     return answer_markdown(turn["answer"], t)
@@ -192,7 +197,8 @@ def chat_messages(turns: list[dict]) -> list[dict]:
     """The Chatbot's messages for a conversation: two per turn (question, answer), so message i is turn i // 2."""
     out = []
     for t, turn in enumerate(turns, 1):
-        out += [{"role": "user", "content": turn["question"]}, {"role": "assistant", "content": turn_message(turn, t)}]
+        out += [{"role": "user", "content": md_text(turn["question"])},
+                {"role": "assistant", "content": turn_message(turn, t)}]
     return out
 
 
@@ -313,7 +319,7 @@ def _by_relevance(sources: list[dict]) -> list[dict]:
 
 
 def _download(text: str, name: str, label: str, mime: str) -> str:
-    return (f'<a class="dl" href="data:{mime};charset=utf-8,{quote(text)}" download="{_attr(name)}" '
+    return (f'<a class="dl" href="data:{mime};charset=utf-8,{quote(redact(text))}" download="{_attr(name)}" '
             f'role="button">{html.escape(label)}</a>')
 
 
@@ -462,13 +468,13 @@ def gaps_html(groups: list) -> str:
 def overview_markdown(count: int, library: str, topics: list[str], files: list[tuple[str, int]]) -> str:
     """The empty chat's text: what the library holds and how to ask."""
     if count == 0:
-        return (f"### The library `{library}` is empty\nAdd papers in the **Library** tab (.txt, .json, .jsonl, .csv, "
+        return (f"### The library {md_code(library)} is empty\nAdd papers in the **Library** tab (.txt, .json, .jsonl, .csv, "
                 ".bib, PDF), or run `assistant ingest PATH`; then ask about them here.")
-    lines = [f"### Ask the {count} papers in `{library}`"]
+    lines = [f"### Ask the {count} papers in {md_code(library)}"]
     if topics:
-        lines.append("Topics: " + " · ".join(topics))
+        lines.append("Topics: " + " · ".join(md_text(t) for t in topics))
     if files:
-        shown = ", ".join(f"{name} ({n})" for name, n in files[:4])
+        shown = ", ".join(f"{md_text(name)} ({n})" for name, n in files[:4])
         more = f" and {len(files) - 4} more" if len(files) > 4 else ""
         lines.append(f"From {len(files)} file{'s' if len(files) != 1 else ''}: {shown}{more}")
     lines.append("Every claim is cited [n]; hover or tap a citation to see the sentence it rests on. "
@@ -480,10 +486,10 @@ def ingest_summary(report, filename: str) -> str:
     """What an upload did, in Markdown: counts, then every skipped entry with its reason."""
     name = Path(filename).name
     if not report.ok:
-        lines = [f"**Nothing could be read from `{name}`.**"]
+        lines = [f"**Nothing could be read from {md_code(name)}.**"]
     else:
         lines = [
-            f"**`{name}`**: {report.papers} papers read — {report.new} new, {report.updated} updated, "
+            f"**{md_code(name)}**: {report.papers} papers read — {report.new} new, {report.updated} updated, "
             f"{report.unchanged} unchanged. They are searchable now."
         ]
     if report.skipped:
@@ -491,5 +497,5 @@ def ingest_summary(report, filename: str) -> str:
         lines.append(f"Skipped {report.skipped_count:,} entries{listed}:")
         for s in report.skipped:
             where = f"{Path(s.file).name}:{s.line}" if s.line else Path(s.file).name
-            lines.append(f"- {where}: {s.reason}")
+            lines.append(f"- {md_text(where)}: {md_text(s.reason)}")
     return "\n".join(lines)

@@ -14,8 +14,10 @@ message on the page, never a traceback, and the page keeps working.
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
+import traceback
 from collections import Counter
 from pathlib import Path
 
@@ -23,8 +25,10 @@ import gradio as gr
 
 from assistant.app import App
 from assistant.core.errors import UserError
+from assistant.core.secrets import mask_url, redact
 from assistant.library.history import REASONS, HistoryError, group_gaps
 from assistant.ui import render
+from assistant.ui.untrusted import md_code, md_text
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +47,12 @@ KNOWN_ERRORS = (UserError,)  # failures a user can act on; their messages are wr
 
 
 def error_text(exc: Exception) -> str:
+    """The message for a failure, as plain text with secrets masked (a URL's password, a key a server echoed);
+    whoever shows it escapes it for Markdown or HTML."""
     if isinstance(exc, KNOWN_ERRORS):
-        return f"⚠️ {exc}"
-    log.exception("unexpected error in the chat page")
-    return f"⚠️ Something went wrong ({type(exc).__name__}: {exc}). The page still works; try again."
+        return f"⚠️ {redact(str(exc))}"
+    log.error("unexpected error in the chat page: %s", redact("".join(traceback.format_exception(exc))))
+    return f"⚠️ Something went wrong ({type(exc).__name__}: {redact(str(exc))}). The page still works; try again."
 
 
 def cut_off(message: str, streamed: str) -> str:
@@ -103,7 +109,7 @@ class ChatPage:
             if missing_settings(spec, s):
                 continue
             detail = "no LLM: quotes the sources" if not spec.uses_llm else (
-                s.llm_class if name == "llama-index" else s.llm_model + (f" @ {s.llm_base_url}" if s.llm_base_url and name == "openai-compatible" else ""))
+                s.llm_class if name == "llama-index" else s.llm_model + (f" @ {mask_url(s.llm_base_url)}" if s.llm_base_url and name == "openai-compatible" else ""))
             out.append((f"{name} · {detail}", name))
         return out
 
@@ -125,7 +131,7 @@ class ChatPage:
         if missing:
             needs = "; ".join(f"`{name}` needs {', '.join(m)}" for name, m in missing)
             lines.append(f"To answer with a model, set what it needs in the environment (`ASSISTANT_…`) or "
-                         f"`{s.home}/config.toml` and restart: {needs}. `assistant backends` lists them.")
+                         f"{md_code(s.home / 'config.toml')} and restart: {needs}. `assistant backends` lists them.")
         return "\n\n".join(lines)
 
     def engine(self, backend: str | None):
@@ -161,7 +167,7 @@ class ChatPage:
         try:
             problem = self._check(question)
             if problem:
-                yield problem, render.sources_html([])
+                yield md_text(problem), render.sources_html([])
                 return
             events = self.engine(backend).stream(
                 question, mode=MODES.get(mode), k=int(k) if k else None, history=render.history_for_engine(history))
@@ -175,7 +181,7 @@ class ChatPage:
                 elif event.kind == "done":
                     yield render.answer_markdown(event.answer), render.sources_html(sources, event.answer)
         except Exception as exc:  # the page boundary: every failure becomes a message
-            yield cut_off(error_text(exc), text), render.sources_html(sources)
+            yield cut_off(md_text(error_text(exc)), text), render.sources_html(sources)
 
     def chat_api(self, message: str, history: list | None = None, mode: str = "Ask", backend: str = "",
                  k: int = 0) -> tuple[str, str]:
@@ -194,7 +200,8 @@ class ChatPage:
             answer = self.engine(backend or None).ask(
                 question, mode=MODES.get(mode, mode), k=k or None, history=render.history_for_engine(history or []))
         except Exception as exc:
-            raise gr.Error(error_text(exc).removeprefix("⚠️ ")) from None
+            # Gradio renders an Error's message as HTML in its toast: escaped, it stays text.
+            raise gr.Error(html.escape(error_text(exc).removeprefix("⚠️ "), quote=False)) from None
         return answer.to_dict()
 
     # -- the conversation ----------------------------------------------------------
@@ -210,7 +217,7 @@ class ChatPage:
         try:
             problem = self._check(question)
         except Exception as exc:
-            problem = error_text(exc)
+            problem = md_text(error_text(exc))
         if problem:
             kept = " Your text is still in the box." if question.strip() else ""
             return question, conv, problem + kept, None
@@ -269,7 +276,7 @@ class ChatPage:
                 conv["title"] = render.export.title_line(turn["question"])
             turn["id"] = self.history.add_answer(conv["id"], turn["answer"], turn["sources"], settings)
         except HistoryError as exc:
-            return f"⚠️ This answer is shown but not saved: {exc}"
+            return f"⚠️ This answer is shown but not saved: {md_text(exc)}"
         return ""
 
     def undo(self, conv: dict):
@@ -316,7 +323,7 @@ class ChatPage:
             self.history.add_feedback(turn["id"], RATINGS.get(rating or "", 0), reason or "", comment or "",
                                       [int(n) for n in citations or []])
         except HistoryError as exc:
-            return f"⚠️ {exc}"
+            return f"⚠️ {md_text(exc)}"
         return (f"✓ Feedback on answer {t} saved. `assistant eval from-feedback` turns rated answers into "
                 "questions for `assistant eval answers`.")
 
@@ -335,7 +342,7 @@ class ChatPage:
         try:
             self.history.add_feedback(turns[t - 1]["id"], rating, reason)
         except HistoryError as exc:
-            return f"⚠️ {exc}"
+            return f"⚠️ {md_text(exc)}"
         word = {1: "👍", -1: "👎"}[rating] + (f" ({REASONS[reason]})" if reason else "")
         return f"✓ {word} saved for answer {t}. Add a comment or mark a wrong citation under **Feedback**."
 
@@ -357,7 +364,7 @@ class ChatPage:
         try:
             self.history.check()
         except HistoryError as exc:
-            return f"⚠️ Conversations are not being saved: {exc}"
+            return f"⚠️ Conversations are not being saved: {md_text(exc)}"
         return ""
 
     def conversation_choices(self) -> list[tuple[str, int]]:
@@ -376,7 +383,7 @@ class ChatPage:
             saved = self.history.conversation(int(conversation_id))
             rows = self.history.answers(saved.id)
         except (HistoryError, ValueError) as exc:
-            return conv, f"⚠️ {exc}"
+            return conv, f"⚠️ {md_text(exc)}"
         conv.update(id=saved.id, title=saved.title)
         conv["turns"] = [{"id": a.id, "question": a.question, "answer": a.answer, "sources": a.sources, "error": ""}
                          for a in rows]
@@ -388,8 +395,8 @@ class ChatPage:
         try:
             n = self.app.library.count_papers()
         except Exception as exc:
-            return error_text(exc)
-        return f"**{n} papers** in library `{self.app.settings.library}`"
+            return md_text(error_text(exc))
+        return f"**{n} papers** in library {md_code(self.app.settings.library)}"
 
     def overview(self) -> str:
         """The empty chat's text: papers, topics (frequent title words) and the files they came from."""
@@ -401,7 +408,7 @@ class ChatPage:
                 return render.overview_markdown(count, self.app.settings.library, [], [])
             papers = list(self.app.library.iter_papers())
         except Exception as exc:
-            return error_text(exc)
+            return md_text(error_text(exc))
         titles = [[w for w in words(p.title) if not w.isdigit()] for p in papers]
         df = Counter(w for t in titles for w in set(t))
         # Words in many titles ("language", "models", "large") or vague ones say little about what the library holds;
@@ -435,7 +442,7 @@ class ChatPage:
             rows = [dict(h.to_dict(), relevance=h.dense) for h in hits]
             return render.paper_list_html(rows, f"Best matches for “{query}”, best first ({render.RELEVANCE_HELP})")
         except Exception as exc:
-            return f"<p class='warn'>{error_text(exc)}</p>"
+            return f"<p class='warn'>{html.escape(error_text(exc))}</p>"
 
     def gaps(self) -> str:
         """The Library tab's panel of questions the library could not (fully) answer, by topic."""
@@ -443,7 +450,7 @@ class ChatPage:
             rows = self.history.gaps()
             return render.gaps_html(group_gaps(rows, self.app.embedder.embed))
         except Exception as exc:
-            return f"<p class='warn'>{error_text(exc)}</p>"
+            return f"<p class='warn'>{html.escape(error_text(exc))}</p>"
 
     def upload(self, path, progress=gr.Progress()):
         """Ingest an uploaded file, reporting progress; returns (report Markdown, count, paper list)."""
@@ -454,11 +461,11 @@ class ChatPage:
         path = Path(path)
         if path.suffix.lower() not in INPUT_SUFFIXES:
             allowed = ", ".join(sorted(INPUT_SUFFIXES))
-            return f"⚠️ `{path.name}` is not a paper file: upload one of {allowed}.", self.library_count(), gr.skip()
+            return f"⚠️ {md_code(path.name)} is not a paper file: upload one of {allowed}.", self.library_count(), gr.skip()
         try:
             progress(0, desc="Reading")
             report = self.app.ingest(
                 [path], on_progress=lambda done, total: progress((done, total), desc="Embedding", unit="chunks"))
         except Exception as exc:
-            return error_text(exc), self.library_count(), gr.skip()
+            return md_text(error_text(exc)), self.library_count(), gr.skip()
         return render.ingest_summary(report, path.name), self.library_count(), self.find_papers("")

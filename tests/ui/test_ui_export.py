@@ -81,3 +81,27 @@ def test_export__nothing_to_export_is_a_clear_message():
         export.answer_markdown({})
     with pytest.raises(Exception, match="unknown export format 'doc'"):
         export.export([turn("q", "A [1].", [1], [NPO])], "doc")
+
+
+def test_export__no_live_link_or_html_from_a_record_or_a_model():
+    import re
+
+    evil = {"n": 1, "paper_id": "t-evil", "title": "Tulips <img src=//evil.example/t.png>", "abstract": "A.",
+            "authors": ["Mallory\nUR  - javascript:alert(3)"], "date": "2024", "url": "javascript:alert(1)"}
+    t = turn("why <script>x</script>?", "See [here](javascript:alert(2)) ![i](http://evil.example/i.png) "
+             "<img src=//evil.example/a.png> [r]: javascript:x [1].", [1], [evil])
+    md = export.export([t], "md")
+    assert not re.search(r"(?<!\\)(?:\]\(|\]:|!\[|<(?:img|script)\b)", md), md  # nothing in it renders live
+    assert "[1]" in md and "\\<img src=//evil.example/t.png>" in md  # readable, the [n] kept
+    assert "javascript:alert(1)" not in md  # the record's URL is not a link (nor shown)
+    for text in (export.export([t], "bib"), export.export([t], "ris")):
+        assert "javascript:alert(1)" not in text, text
+    assert "\nUR  - javascript" not in export.export([t], "ris")  # an author cannot start a field of its own
+
+
+def test_export__masks_secrets_that_reached_an_answer(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-0123456789abcdefghij")
+    t = turn("q", "The server http://lab:hunter2pw@10.0.0.2/v1 said sk-live-0123456789abcdefghij [1].", [1], [NPO])
+    for fmt in ("md", "json"):
+        out = export.export([t], fmt)
+        assert "hunter2pw" not in out and "sk-live-0123456789abcdef" not in out and "lab:***@10.0.0.2" in out

@@ -11,6 +11,7 @@ from assistant.core.errors import UserError
 from assistant.core.settings import Settings
 from assistant.library.history import History
 from assistant.ui.page import MAX_QUESTION, ChatPage, new_conversation
+from assistant.ui.untrusted import plain_text
 from tests.conftest import free_port
 
 NPO_TITLE = "Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning"
@@ -211,7 +212,8 @@ def test_page__a_damaged_history_still_answers_and_says_what_is_not_saved(bundle
     path = tmp_path / "history.db"
     path.write_bytes(b"not a database" * 500)
     page = ChatPage(bundled_app, history=History(path))
-    assert "Conversations are not being saved" in page.history_status() and str(path) in page.history_status()
+    status = plain_text(page.history_status())  # Markdown: the path's underscores are escaped
+    assert "Conversations are not being saved" in status and str(path) in status
     assert page.conversation_choices() == []
     conv = new_conversation()
     messages, panel, conv, notice = _say(page, conv, "What is negative preference optimization?")

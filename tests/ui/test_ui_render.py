@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from assistant.core.types import Source
 from assistant.core.types import Answer
 from assistant.core.types import DECLINE_PHRASE
@@ -14,8 +16,10 @@ from assistant.ui.render import (
     panel_html,
     highlight,
     history_for_engine,
+    ingest_summary,
     linkify,
     message_text,
+    paper_list_html,
     sources_html,
     unlink,
 )
@@ -43,7 +47,7 @@ def test_render__citations_link_to_their_source_cards():
     assert linkify("NPO works [1]. Both [1, 2]. Range [2-3].") == (
         "NPO works [[1](#src-1)]. Both [[1](#src-1), [2](#src-2)]. Range [[2](#src-2), [3](#src-3)]."
     )
-    assert linkify("[CLS] tokens") == "[CLS] tokens"
+    assert linkify("[CLS] tokens") == "\\[CLS\\] tokens"  # not a citation: escaped, so it shows as "[CLS] tokens"
 
 
 def test_render__message_text_flattens_gradio_block_lists():
@@ -198,3 +202,46 @@ def test_render__library_overview_and_gaps():
     assert "From 2 files: a.txt (200), b.jsonl (41)" in text
     assert "is empty" in overview_markdown(0, "default", [], [])
     assert "No question has been declined" in gaps_html([])
+
+
+# -- untrusted text stays text -------------------------------------------------------------------------------------
+
+HOSTILE = ('Frost <img src=http://evil.example/a.png onerror="alert(1)"> delays ![x](http://evil.example/b.png) '
+           "flowering [go](javascript:alert(2)) <script>alert(3)</script> `code` 7*7*7 [ref]: javascript:x [1].")
+
+
+def test_render__hostile_answer_text_is_markdown_that_shows_as_text():
+    from assistant.ui.untrusted import plain_text
+
+    shown = answer_markdown(_answer(HOSTILE, citations=[{"n": 1, "supported": True, "evidence": 'a "quoted\\'}]))
+    assert "<img" not in shown and "<script" not in shown and "![" not in shown  # no raw HTML, no image
+    links = re.findall(r"(?<!\\)\[([^\[\]]*)\]\(([^)\s]*)", shown)
+    assert links == [("1", "#src-1")]  # the only link is the citation's
+    assert '"a \'quoted\\\\")' in shown  # its title cannot be closed early by a quote or a trailing backslash
+    assert plain_text(unlink(shown)) == unlink(shown) == HOSTILE  # the history gets the text back as written
+    question = chat_messages([{"question": "<img src=//evil.example/q.png> why?", "answer": None, "sources": []}])[0]
+    assert question["content"] == "&lt;img src=//evil.example/q.png&gt; why?"
+
+
+def test_render__a_record_url_that_is_not_http_never_becomes_a_link():
+    for url in ("javascript:alert(1)", " JavaScript:alert(1)", "java\tscript:alert(1)", "data:text/html,<b>x</b>",
+                "vbscript:x", "//evil.example/x", "/relative"):
+        src = {"n": 1, "paper_id": "p1", "title": "T <b>bold</b>", "abstract": "A.", "url": url}
+        for html in (card_html(src, None, 1), paper_list_html([dict(src, relevance=None)], "All")):
+            assert "href=" not in html.replace('href="gradio_api', ""), (url, html)
+            assert "T &lt;b&gt;bold&lt;/b&gt;" in html
+    src = {"n": 1, "paper_id": "2403.01234", "title": "T", "abstract": "A.", "url": "javascript:alert(1)"}
+    assert 'href="https://arxiv.org/abs/2403.01234"' in card_html(src, None, 1)  # the arXiv id still gives a link
+    assert 'href="https://example.org/p?a=1&amp;b=2"' in card_html(dict(src, url="https://example.org/p?a=1&b=2"), None, 1)
+
+
+def test_render__file_names_topics_and_skip_reasons_are_text():
+    from types import SimpleNamespace
+
+    overview = overview_markdown(3, "default", ["<img src=//e/t.png>"], [("a`<img src=//e/f.png>`.jsonl", 3)])
+    assert "<img" not in overview and "&lt;img src=//e/t.png&gt;" in overview
+    skip = SimpleNamespace(file="/x/![p](http:evil.example).csv", line=3, reason="bad <img src=//e/r.png> row")
+    report = SimpleNamespace(ok=True, papers=1, new=1, updated=0, unchanged=0, skipped=[skip], skipped_count=1)
+    summary = ingest_summary(report, "x`<img src=x onerror=alert(1)>`.csv")
+    assert "<img src=//e" not in summary and "![" not in summary
+    assert "**`x'<img src=x onerror=alert(1)>'.csv`**" in summary  # a code span shows it as it is, can't be left
