@@ -13,8 +13,8 @@ measures search latency, BM25 build time and memory at each, each in a fresh
 process so one size's memory does not leak into the next. Given a BEIR folder
 (``--beir eval/datasets/scifact``), each variant ingests its corpus end to end
 and is scored, and an ingest killed half-way is resumed. Given a folder of PDFs
-(``--pdfs ../shared/corpus/pdfs``), their ingest speed is measured first
-(eval/bench_pdf.py; ``--pdf-only`` stops there). Results go to
+(``--pdfs DIR``), the folder is ingested first as a user does it, `assistant ingest DIR`
+as a whole process, and measured (eval/bench_pdf.py; ``--pdf-only`` stops there). Results go to
 ``report.json``, ``report.md`` and PNG charts (eval/bench_report.py).
 
 Timings are wall-clock on whatever else the machine is doing: the report

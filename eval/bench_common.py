@@ -92,7 +92,8 @@ def bench_env(home: Path) -> dict:
 _TIMER = (
     "import json, os, resource, subprocess, sys, time\n"
     "t = time.perf_counter()\n"
-    "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "out = open(os.environ['BENCH_STDOUT'], 'wb') if os.environ.get('BENCH_STDOUT') else subprocess.DEVNULL\n"
+    "p = subprocess.run(sys.argv[1:], stdout=out, stderr=subprocess.PIPE)\n"
     "s = time.perf_counter() - t\n"
     "err = p.stderr.decode('utf-8', 'replace').strip().splitlines()\n"
     "print(json.dumps({'seconds': s, 'rc': p.returncode, 'error': err[-1] if p.returncode and err else '',\n"
@@ -100,8 +101,10 @@ _TIMER = (
 )
 
 
-def timed_process(cmd: list[str], env: dict, timeout: float = 300.0) -> dict:
-    """Run a command to the end: wall seconds (its own, without the timer's start-up), exit code, peak RSS."""
+def timed_process(cmd: list[str], env: dict, timeout: float = 300.0, stdout: Path | None = None) -> dict:
+    """Run a command to the end: wall seconds (its own, without the timer's start-up), exit code, peak RSS.
+    ``stdout``: a file that receives the command's output (else it is dropped)."""
+    env = dict(env, BENCH_STDOUT=str(stdout)) if stdout else env
     proc = subprocess.run([sys.executable, "-c", _TIMER, *cmd], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
     if proc.returncode != 0:

@@ -23,7 +23,7 @@ TARGETS = {
     "ask_cold_s": 5.0,
     "memory_mb_100k": 2048.0,
     "pdf_25_pages_s": 10.0,  # `assistant ingest` of the longest sample PDF (eLife, 26 pages), whole process (issue 15)
-    "pdf_85_papers_s": 180.0,  # 85 PDFs, estimated from the sample's per-page time (eval/bench_pdf.py)
+    "pdf_folder_s": 180.0,  # a folder of 85 PDFs, `assistant ingest DIR` as a whole process (issue 20; measured)
 }
 
 
@@ -60,8 +60,8 @@ def targets(result: dict) -> list[dict]:
         "hybrid_p50_ms_100k": _get(at100k, "search", "latency", "hybrid", "p50"),
         "ask_cold_s": (_get(result, "cold", "ask", "p50") or 0) / 1000 or None,
         "memory_mb_100k": max(_get(at100k, "build", "peak_rss_mb", default=0), _get(at100k, "search", "peak_rss_mb", default=0)) or None,
-        "pdf_25_pages_s": _get(result, "pdf", "cold_ingest", "seconds"),
-        "pdf_85_papers_s": _get(result, "pdf", "estimate", "papers_85_seconds"),
+        "pdf_25_pages_s": _get(result, "pdf", "one_file", "seconds"),
+        "pdf_folder_s": _get(result, "pdf", "ingest", "seconds"),
     }
     labels = {
         "int8_vs_torch": ("ingest engine, int8 / torch fp32 (same chunks)", "≥", "{:.2f}×"),
@@ -77,13 +77,16 @@ def targets(result: dict) -> list[dict]:
         "ask_cold_s": ("`assistant ask` cold start, median (s)", "≤", "{:.2f}"),
         "memory_mb_100k": ("peak RSS at 100k papers (MiB)", "≤", "{:.0f}"),
         "pdf_25_pages_s": ("`assistant ingest` of a 26-page PDF, whole process (s)", "≤", "{:.1f}"),
-        "pdf_85_papers_s": ("85 PDFs, estimated from the sample (s)", "≤", "{:.0f}"),
+        "pdf_folder_s": (f"`assistant ingest` of a folder of {_get(result, 'pdf', 'files', default='?')} PDFs, "
+                         "whole process (s; the goal is for 85)", "≤", "{:.0f}"),
     }
     out = []
     for key, goal in TARGETS.items():
         label, op, f = labels[key]
         value = measured[key]
         met = None if value is None else (value >= goal if op == "≥" else value <= goal)
+        if key == "pdf_folder_s" and (_get(result, "pdf", "files") or 0) < 85:
+            met = None  # measured on a smaller folder: the goal is for 85 papers, so it is neither met nor missed
         out.append({"target": key, "label": label, "goal": f"{op} {f.format(goal)}", "value": value,
                     "shown": "—" if value is None else f.format(value), "met": met})
     return out
@@ -203,30 +206,20 @@ def render_markdown(result: dict, charts: list[str] = ()) -> str:
 
 
 def _pdf_markdown(pdf: dict) -> list[str]:
-    t, est, cold = pdf["totals"], pdf.get("estimate") or {}, pdf.get("cold_ingest") or {}
+    ing, again, one = pdf["ingest"], pdf["reingest"], pdf["one_file"]
     lines = ["", "## PDF ingest (eval/bench_pdf.py)", "",
-             "Each file ingested alone into an empty library, the model loaded; extraction is `read_pdf` (best of three), "
-             "embedding is the chunks' and sentence vectors' encoder time, the rest is chunking, Chroma and the PDF copy.",
-             "", "| file | pages | extraction (pages/s) | ingest (s) | read / embed / rest (s) | chunks | embed (chunks/s) | "
-             "ingest (pages/s) | re-ingest (s) |", "|---|---|---|---|---|---|---|---|---|"]
-    for f in pdf["files"]:
-        lines.append(f"| {Path(f['file']).name} | {f['pages']} | {f['extract_pages_per_s']:.0f} | {f['ingest_seconds']:.2f} | "
-                     f"{f['read_seconds']:.2f} / {f['embed_seconds']:.2f} / {f['other_seconds']:.2f} | {f['chunks']} | "
-                     f"{f['chunks_per_s'] or 0:.0f} | {f['pages_per_s']:.1f} | {f['reingest_seconds']:.2f} |")
-    lines.append(f"| all | {t['pages']} | {t['extract_pages_per_s']:.0f} | {t['seconds']:.2f} | "
-                 f"{t['read_seconds']:.2f} / {t['embed_seconds']:.2f} / {t['seconds'] - t['read_seconds'] - t['embed_seconds']:.2f} | "
-                 f"{t['chunks']} | | {t['pages_per_s']:.1f} | |")
-    if t.get("together"):
-        g = t["together"]
-        lines.append(f"| all, one ingest | {t['pages']} | | {g['seconds']:.2f} | {g['read_seconds']:.2f} / {g['embed_seconds']:.2f} / "
-                     f"{g['seconds'] - g['read_seconds'] - g['embed_seconds']:.2f} | {g['chunks']} | | {g['pages_per_s']:.1f} | |")
-    if cold:
-        lines += ["", f"`assistant ingest {Path(cold['file']).name}` ({cold['pages']} pages) as a whole process: "
-                      f"{cold['seconds']:.1f} s, peak RSS {cold['peak_rss_mb']:.0f} MiB."]
-    if est:
-        lines += ["", f"Estimate ({est['how']}): {est['per_page_seconds']:.3f} s a page, process start "
-                      f"{est['process_start_seconds']:.1f} s; a 25-page paper {est['paper_25_pages_seconds']:.1f} s; "
-                      f"85 papers of {est['mean_pages']:.1f} pages {est['papers_85_seconds']:.0f} s."]
+             f"`assistant ingest {pdf['folder']}` ({pdf['files']} files) as a whole process into a fresh home, measured: "
+             f"**{ing['seconds']:.1f} s** for {ing['pages']} pages ({ing['pages_per_s'] or 0:.1f} pages/s), "
+             f"{ing['papers']} papers, {ing['chunks']} chunks; reading {ing['read_seconds'] or 0:.1f} s (PDFs side by "
+             f"side), embedding {ing['embed_seconds'] or 0:.1f} s, the rest (process start, model load, chunking, Chroma) "
+             f"{ing['other_seconds']:.1f} s; peak RSS {ing['peak_rss_mb']:.0f} MiB; exit status {ing['exit']}.",
+             "", f"Files not ingested: {len(ing['files_failed'])}" + (
+                 "".join(f"\n- {s['file']}: {s['reason']}" for s in ing["skipped"] if s.get("line") is None)),
+             "", f"The same folder again, unchanged: {again['seconds']:.1f} s ({again['chunks']} chunks embedded).",
+             f"`assistant ingest {Path(one['file']).name}` alone ({one['pages']} pages): {one['seconds']:.1f} s, "
+             f"peak RSS {one['peak_rss_mb']:.0f} MiB.", "", "| file | pages | read (s, in its worker) |", "|---|---|---|"]
+    for f in sorted(pdf.get("per_file") or [], key=lambda f: -f["seconds"]):
+        lines.append(f"| {Path(f['file']).name} | {f['pages']} | {f['seconds']:.2f} |")
     return lines
 
 

@@ -66,6 +66,7 @@ class IngestReport:
     pdf_files: int = 0  # PDFs read (an unchanged PDF is recognised by its bytes and not read)
     pdf_pages: int = 0
     failed: int = 0  # papers read but left out because chunking or embedding them failed (named in skipped)
+    files_read: list[dict] = field(default_factory=list)  # per file read: {file, pages, seconds} (in its worker)
 
     @property
     def ok(self) -> bool:
@@ -215,6 +216,8 @@ def ingest(
     t0 = time.perf_counter()
     for read in read_files(to_read, fmt, workers=workers, log_dir=log_dir, progress=progress):
         result = read.result
+        report.files_read.append({"file": str(read.path), "pages": sum(p.pages for p in result.papers),
+                                  "seconds": round(read.seconds, 3)})
         report.entries += result.entries
         report.skipped.extend(result.skipped)
         if result.skipped_more:

@@ -151,8 +151,11 @@ class CitedQueryEngine(CustomQueryEngine):
             sources = renumber(sources, numbering)
         sentences = self.bank.sentences(sources)
         stats = self.stats()
-        if analysed.text.strip():  # how much each evidence sentence bears on the question (relevance.py)
-            annotate(sentences, analysed.text, self.bank.embed([analysed.text])[0], stats.idf)
+        # How much each evidence sentence bears on the question (relevance.py): the whole question, a follow-up
+        # with the turn it follows ("which of them is more stable?" is about NPO and GA, not about stability).
+        about = standalone or analysed.text
+        if about.strip():
+            annotate(sentences, about, self.bank.embed([about])[0], stats.idf)
         decision = self.answerability.decide(analysed, sources, sentences, stats)
         if paper_ids:
             decision = Decision("answer", keep=[s.n for s in sources])  # the user chose them: summarise them all

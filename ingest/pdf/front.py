@@ -30,6 +30,7 @@ _ABSTRACT = re.compile(r"^(abstract|summary)\b[.:—–-]?\s*", re.IGNORECASE)
 _ABSTRACT_END = re.compile(
     r"^(keywords?|key\s*words|index terms|subjects?|introduction|1\.?\s+introduction)\b", re.IGNORECASE
 )
+_BODY_OPENS = re.compile(r"^(\d\.?\s+)?(introduction|background)$", re.IGNORECASE)
 _KEYWORDS = re.compile(r"^(keywords?|key\s*words|index terms|subjects?)\b", re.IGNORECASE)
 _AFFILIATION = re.compile(
     r"^\d+\s*[A-Z]|universit|department|institute|laborator|school of|college|hospital|centre|center for",
@@ -229,8 +230,9 @@ def _read_page(
         front.skip = {id(ln) for ln in lines[: last + 1]}
         # Between the abstract and the first heading sit keywords, affiliations and notes.
         for ln in lines[last + 1 :]:
-            if is_heading(ln, body) and not _KEYWORDS.match(normalize(ln.text)):
-                break
+            text = normalize(ln.text)
+            if (is_heading(ln, body) and not _KEYWORDS.match(text)) or _BODY_OPENS.match(text):
+                break  # a heading; or "Introduction" in plain type, which a page without bold headings has
             front.skip.add(id(ln))
     return front
 

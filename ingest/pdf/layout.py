@@ -14,6 +14,7 @@ import ctypes
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -137,6 +138,22 @@ def _count_images(page: pdfium.PdfPage) -> int:
     )
 
 
+def code_point(unit: Callable[[int], int], i: int, count: int) -> tuple[int | None, bool]:
+    """The character at index ``i`` of a text page whose ``unit(k)`` is PDFium's UTF-16 code unit k: (its code
+    point, whether it took the next unit too), or (None, False) for half a character.
+
+    A character outside the Basic Multilingual Plane (math italic 𝑟, 𝜏) is a high surrogate followed by a low
+    one; joined, it is one character (NFKC later makes 𝑟 an r). A surrogate without its pair is dropped: the
+    tokenizer refuses lone surrogates, and one such letter used to abort a whole folder's ingest."""
+    code = unit(i)
+    if not 0xD800 <= code <= 0xDFFF:
+        return code, False
+    following = unit(i + 1) if i + 1 < count else 0
+    if code <= 0xDBFF and 0xDC00 <= following <= 0xDFFF:
+        return 0x10000 + ((code - 0xD800) << 10) + (following - 0xDC00), True
+    return None, False
+
+
 def page_lines(page: pdfium.PdfPage, number: int) -> PageLayout:
     """The lines of one page, in content order (`reading_order` puts them in reading order)."""
     width, height = page.get_size()
@@ -159,17 +176,11 @@ def page_lines(page: pdfium.PdfPage, number: int) -> PageLayout:
         for i in range(count):
             if i == low_surrogate:
                 continue
-            code = pdfium_c.FPDFText_GetUnicode(tp, i)
-            if 0xD800 <= code <= 0xDFFF:
-                # PDFium gives UTF-16 code units: a character outside the Basic Multilingual Plane (math italic
-                # 𝑟, 𝜏) is a high surrogate followed by a low one. Joined, it is one character (NFKC later makes
-                # 𝑟 an r); a surrogate without its pair is dropped (the tokenizer refuses lone surrogates).
-                following = pdfium_c.FPDFText_GetUnicode(tp, i + 1) if i + 1 < count else 0
-                if code <= 0xDBFF and 0xDC00 <= following <= 0xDFFF:
-                    code = 0x10000 + ((code - 0xD800) << 10) + (following - 0xDC00)
-                    low_surrogate = i + 1
-                else:
-                    continue
+            code, joined = code_point(lambda k: pdfium_c.FPDFText_GetUnicode(tp, k), i, count)
+            if code is None:
+                continue
+            if joined:
+                low_surrogate = i + 1
             if code in (0x0D, 0x0A):
                 pending_break = True
                 continue
