@@ -184,7 +184,7 @@ def score_answer(q: dict, answer, gold: list[str]) -> dict:
         row["gold_precision"] = hits / len(cited_ids) if cited_ids else 0.0
     if not q.get("passage") and not declined:
         # A question about abstracts asked of a library that also holds full texts: does the answer cite a PDF?
-        full_texts = {s.get("paper_id") for s in answer.sources or [] if isinstance(s, dict) and s.get("pages")}
+        full_texts = {s.get("paper_id") for s in getattr(answer, "sources", None) or [] if isinstance(s, dict) and s.get("pages")}
         row["fulltext_cited"] = float(bool(full_texts & set(cited_ids)))
     if answerable and q.get("passage") and q.get("page"):
         row.update(fulltext_scores(q, answer, gold))

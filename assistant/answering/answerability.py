@@ -124,6 +124,9 @@ class Answerability:
         min_relevance: float = 0.25,
         min_passage_relevance: float = 0.42,
         min_sentence_relevance: float = 0.15,
+        rescue_relevance: float = 0.5,
+        doubtful_relevance: float = 0.35,
+        min_best_sentence: float = 0.06,
         relative_margin: float = 0.12,
         common_name_share: float = 0.05,
         rare_word_share: float = 0.02,
@@ -141,6 +144,15 @@ class Answerability:
         # bundled library with the 23 PDFs, the dev questions' best PDF sentences peak at 0.12 and the key
         # passages of the full-text questions start at 0.08 (tenth percentile 0.18-0.22).
         self.min_sentence_relevance = min_sentence_relevance
+        # The relevance model reads the question's words as well as its meaning, so it settles what cosine alone
+        # cannot at both ends. A question below min_relevance is still answered when a sentence of the evidence
+        # bears on it this surely ("TOFU?": too short to embed near anything, 0.24, while the TOFU abstracts'
+        # sentences score 0.65). A question only doubtfully related (best cosine under doubtful_relevance) is
+        # declined when no sentence reaches min_best_sentence: on the bundled library, off-topic questions' best
+        # sentences peak at 0.11 (median 0.02), answerable questions' bottom out at 0.045 (tenth percentile 0.12).
+        self.rescue_relevance = rescue_relevance
+        self.doubtful_relevance = doubtful_relevance
+        self.min_best_sentence = min_best_sentence
         # Cited papers stay within this cosine of the best one (or name one of the question's names).
         self.relative_margin = relative_margin
         # A name in more than this share of the library (LLM, GPT, English) does not pick out papers.
@@ -165,7 +177,7 @@ class Answerability:
             mentions(f"{s.title} {body_text(s)}", side_key) for s in sources for side in question.sides
             for side_key in side_keys(side, "", stats, self.common_name_share))
         # "compare TOFU and MUSE" embeds far from any abstract; papers that name a side still make it answerable.
-        if not sources or best is None or (best < self.min_relevance and not named_sides):
+        if not sources or best is None or (self._off_topic(best, sentences, relevances) and not named_sides):
             top = max(sources, key=lambda s: relevances.get(s.n, -1.0), default=None)
             near = f" (closest: \u201c{top.title}\u201d, similarity {relevances[top.n]:.2f})" if top and top.n in relevances else ""
             return Decision("decline", f"nothing in the library is about this{near}")
@@ -253,6 +265,16 @@ class Answerability:
             if sim >= self.min_passage_relevance and sim > relevances[x.n]:
                 relevances[x.n] = float(sim)
         return relevances
+
+    def _off_topic(self, best: float, sentences: Sequence[Sentence], relevances: dict[int, float]) -> bool:
+        """Nothing in the library is about this: the best source is far in meaning, and no sentence bears on it."""
+        scored = [x.relevance for x in sentences if x.index >= 0 and x.n in relevances and x.relevance is not None]
+        if not scored:
+            return best < self.min_relevance
+        surest = max(scored)
+        if best < self.min_relevance:
+            return surest < self.rescue_relevance
+        return best < self.doubtful_relevance and surest < self.min_best_sentence
 
     def _passage_answers(self, sentences: Sequence[Sentence], keep: list[int]) -> bool:
         """A kept full text has a passage sentence that bears on the question. Only a few of a paper's passages
