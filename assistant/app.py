@@ -89,8 +89,8 @@ class App:
         s = self.settings
         return {"library": s.library, "backend": s.backend, "llm_model": s.llm_model if s.backend != "extractive" else "",
                 "retriever": s.retriever, "top_k": s.top_k, "embedding_model": s.embedding_model,
-                "min_relevance": s.min_relevance, "min_passage_relevance": s.min_passage_relevance,
-                "min_sentence_relevance": s.min_sentence_relevance}
+                "min_relevance": s.answerability.min_relevance,  # the key saved answers have always had (eval/feedback.py)
+                "answerability": s.answerability.model_dump(), "extractive": s.extractive.model_dump()}
 
     def bm25(self):
         from assistant.library.bm25 import load_or_build
@@ -173,8 +173,8 @@ class App:
         if self.llm is None:
             from assistant.answering.extractive import ExtractiveSynthesizer
 
-            return ExtractiveSynthesizer(self.bank, stats=self.library_stats, streaming=streaming,
-                                         min_sentence_relevance=self.settings.min_sentence_relevance)
+            return ExtractiveSynthesizer(self.bank, stats=self.library_stats, config=self.settings.extractive,
+                                         streaming=streaming)
         from assistant.answering.llm_synth import LLMSynthesizer
 
         return LLMSynthesizer(self.llm, context_window=self.settings.llm_context_window,
@@ -190,9 +190,8 @@ class App:
             retriever=self.retriever(),
             synthesizer=self.synthesizer(),
             # the bank's cached embedding: the question it embeds is the one the extractive answer embeds again
-            answerability=Answerability(self.bank.embed, min_relevance=self.settings.min_relevance,
-                                        min_passage_relevance=self.settings.min_passage_relevance,
-                                        min_sentence_relevance=self.settings.min_sentence_relevance),
+            answerability=Answerability(self.bank.embed, self.settings.answerability,
+                                        max_question_chars=self.settings.max_question_chars),
             verifier=self.verifier,
             bank=self.bank,
             stats=self.library_stats,

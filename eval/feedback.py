@@ -24,10 +24,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from assistant.core.settings import AnswerabilityConfig
 from assistant.core.types import DECLINE_PHRASE
 
 TYPES = {"compare": "compare", "summarize": "topic"}
-DEFAULT_MIN_RELEVANCE = 0.25
+DEFAULT_MIN_RELEVANCE = AnswerabilityConfig().min_relevance  # for answers saved without their settings
 
 
 def _question_row(a) -> dict | None:

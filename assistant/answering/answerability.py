@@ -43,6 +43,7 @@ from rapidfuzz.distance import Levenshtein
 from assistant.answering.evidence import NUMBER, Sentence, body_text, name_key
 from assistant.answering.question import OPPOSITE_QUALIFIERS, Facet, Question
 from assistant.core.text import STOPWORDS, content_words, stem, words
+from assistant.core.settings import AnswerabilityConfig
 from assistant.core.types import Source
 
 # Words every question has that say nothing about its topic.
@@ -74,6 +75,13 @@ class Decision:
     keep: list[int] = field(default_factory=list)  # source numbers that may be cited, best first
     sides: dict[str, list[int]] = field(default_factory=dict)  # compare: side -> its sources ([] = none)
     answering: set[tuple[int, int]] = field(default_factory=set)  # (n, index) of sentences that answer an asked detail
+    # (n, index) of evidence sentences not to quote: a full text's passage sentences that do not bear on the question
+    unquotable: set[tuple[int, int]] = field(default_factory=set)
+
+    def quotable(self, sentences: Sequence[Sentence]) -> list[Sentence]:
+        """The sentences an answer may quote: of a kept source, worth quoting alone, and bearing on the question."""
+        keep = set(self.keep)
+        return [s for s in sentences if s.n in keep and s.quotable and (s.n, s.index) not in self.unquotable]
 
     @property
     def declined(self) -> bool:
@@ -115,67 +123,54 @@ class LibraryStats:
 
 
 class Answerability:
-    """The one answerability decision. Thresholds are attributes, documented where they are set."""
+    """The one answerability decision: answer, partial or decline, with the reason; which sources may be cited
+    and which of their sentences quoted. Its thresholds are ``AnswerabilityConfig`` (Settings.answerability),
+    each described there with what it was measured on; keyword arguments override single ones (tests)."""
 
-    def __init__(
-        self,
-        embed_fn: Callable[[list[str]], np.ndarray] | None = None,
-        *,
-        min_relevance: float = 0.25,
-        min_passage_relevance: float = 0.42,
-        min_sentence_relevance: float = 0.15,
-        rescue_relevance: float = 0.5,
-        doubtful_relevance: float = 0.35,
-        min_best_sentence: float = 0.06,
-        relative_margin: float = 0.12,
-        common_name_share: float = 0.05,
-        rare_word_share: float = 0.02,
-        term_similarity: float = 0.45,
-        topic_share: float = 0.34,
-    ):
+    def __init__(self, embed_fn: Callable[[list[str]], np.ndarray] | None = None,
+                 config: AnswerabilityConfig | None = None, *, max_question_chars: int = 2000, **overrides: float):
         self.embed_fn = embed_fn
-        # Off-topic questions peak at cosine 0.15 on the bundled library, answerable ones bottom out at 0.38.
-        self.min_relevance = min_relevance
-        # A full text's best passage sentence counts from this cosine. On the three PDFs (with the bundled library),
-        # off-topic questions' best passage sentences peak at 0.38 and the full-text questions' bottom out at 0.47.
-        self.min_passage_relevance = min_passage_relevance
-        # A full text is on the question only when one of its sentences bears on it by the relevance model
-        # (relevance.py): its best chunk, the best of a hundred or more, is close to almost any question. On the
-        # bundled library with the 23 PDFs, the dev questions' best PDF sentences peak at 0.12 and the key
-        # passages of the full-text questions start at 0.08 (tenth percentile 0.18-0.22).
-        self.min_sentence_relevance = min_sentence_relevance
-        # The relevance model reads the question's words as well as its meaning, so it settles what cosine alone
-        # cannot at both ends. A question below min_relevance is still answered when a sentence of the evidence
-        # bears on it this surely ("TOFU?": too short to embed near anything, 0.24, while the TOFU abstracts'
-        # sentences score 0.65). A question only doubtfully related (best cosine under doubtful_relevance) is
-        # declined when no sentence reaches min_best_sentence: on the bundled library, off-topic questions' best
-        # sentences peak at 0.11 (median 0.02), answerable questions' bottom out at 0.045 (tenth percentile 0.12).
-        self.rescue_relevance = rescue_relevance
-        self.doubtful_relevance = doubtful_relevance
-        self.min_best_sentence = min_best_sentence
-        # Cited papers stay within this cosine of the best one (or name one of the question's names).
-        self.relative_margin = relative_margin
-        # A name in more than this share of the library (LLM, GPT, English) does not pick out papers.
-        self.common_name_share = common_name_share
-        # Words in at most this share of the library are the question's rare terms.
-        self.rare_word_share = rare_word_share
-        # A rare word absent from the evidence still counts as covered when its embedding is this close to a sentence.
-        self.term_similarity = term_similarity
-        # A summary or a list cites a paper holding at least this share of its topic's word weight (IDF).
-        self.topic_share = topic_share
+        self.config = (config or AnswerabilityConfig()).model_copy(update=overrides)
+        self.max_question_chars = max_question_chars
+
+    def check_question(self, question: str, chosen: bool = False) -> Decision | None:
+        """A decline before anything is searched (the question is too long, or says nothing to look up), else None."""
+        if len(question) > self.max_question_chars:
+            return Decision("decline", f"the question is {len(question):,} characters long; ask it in under "
+                                       f"{self.max_question_chars:,}")
+        if not question.strip() and not chosen:
+            return Decision("decline", "the question is empty")
+        if question.strip() and not content_words(question):
+            return Decision("decline", "the question has only common words, nothing to look up")
+        return None
+
+    @staticmethod
+    def chosen(sources: Sequence[Source], sentences: Sequence[Sentence]) -> Decision:
+        """The user chose these papers ("summarise these three"): every one is kept, declined only when none of
+        them has a sentence to quote."""
+        decision = Decision("answer", keep=[s.n for s in sources])
+        return decision if decision.quotable(sentences) else Decision("decline", "the chosen papers have no text to quote")
 
     # -- the decision ----------------------------------------------------------------
 
     def decide(self, question: Question, sources: Sequence[Source], sentences: Sequence[Sentence],
                stats: LibraryStats | None = None) -> Decision:
-        stats = stats or LibraryStats()
+        """Answer, partial or decline for this question from these sources, with what may be cited and quoted."""
+        decision = self._decide(question, sources, sentences, stats or LibraryStats())
+        decision.unquotable = {(x.n, x.index) for x in sentences if x.passage >= 0 and not self._bears(x)}
+        if not decision.declined and sources and not decision.quotable(sentences):
+            return Decision("decline", "no sentence of the sources found bears on the question")
+        return decision
+
+    def _decide(self, question: Question, sources: Sequence[Source], sentences: Sequence[Sentence],
+                stats: LibraryStats) -> Decision:
         if not question.text.strip() and question.mode != "summarize":
             return Decision("decline", "the question is empty")
         relevances = self._relevances(question, sources, sentences)
         best = max(relevances.values(), default=None)
         named_sides = question.mode == "compare" and len(question.sides) >= 2 and any(
             mentions(f"{s.title} {body_text(s)}", side_key) for s in sources for side in question.sides
-            for side_key in side_keys(side, "", stats, self.common_name_share))
+            for side_key in side_keys(side, "", stats, self.config.common_name_share))
         # "compare TOFU and MUSE" embeds far from any abstract; papers that name a side still make it answerable.
         if not sources or best is None or (self._off_topic(best, sentences, relevances) and not named_sides):
             top = max(sources, key=lambda s: relevances.get(s.n, -1.0), default=None)
@@ -189,7 +184,7 @@ class Answerability:
 
         # 1. Relative gate: close to the best paper, or naming what the question names.
         keep = [s.n for s in sorted(sources, key=lambda s: -relevances.get(s.n, -1.0)) if s.n in by_n
-                and (relevances.get(s.n, -1.0) >= best - self.relative_margin or carried[s.n])]
+                and (relevances.get(s.n, -1.0) >= best - self.config.relative_margin or carried[s.n])]
         if question.mode == "summarize" and not question.text.strip():
             keep = [s.n for s in sources]  # "summarise these papers": the user chose them
 
@@ -199,7 +194,7 @@ class Answerability:
 
         # A summary or a list cites only papers on its topic: holding most of the topic's word weight.
         if question.topic_phrase and (question.is_list or question.mode == "summarize") and stats.n_docs:
-            on_topic = [n for n in keep if self._topic_share(question.topic_phrase, text_of[n], stats) >= self.topic_share
+            on_topic = [n for n in keep if self._topic_share(question.topic_phrase, text_of[n], stats) >= self.config.topic_share
                         or (relevances.get(n) or -1.0) >= best - 0.03]
             keep = decision.keep = on_topic or keep[:1]
 
@@ -262,7 +257,7 @@ class Answerability:
         qvec = np.asarray(self.embed_fn([question.text]), dtype=np.float32)[0]
         sims = np.stack([x.vec for x in passage]) @ qvec
         for x, sim in zip(passage, sims):
-            if sim >= self.min_passage_relevance and sim > relevances[x.n]:
+            if sim >= self.config.min_passage_relevance and sim > relevances[x.n]:
                 relevances[x.n] = float(sim)
         return relevances
 
@@ -270,11 +265,11 @@ class Answerability:
         """Nothing in the library is about this: the best source is far in meaning, and no sentence bears on it."""
         scored = [x.relevance for x in sentences if x.index >= 0 and x.n in relevances and x.relevance is not None]
         if not scored:
-            return best < self.min_relevance
+            return best < self.config.min_relevance
         surest = max(scored)
-        if best < self.min_relevance:
-            return surest < self.rescue_relevance
-        return best < self.doubtful_relevance and surest < self.min_best_sentence
+        if best < self.config.min_relevance:
+            return surest < self.config.rescue_relevance
+        return best < self.config.doubtful_relevance and surest < self.config.min_best_sentence
 
     def _passage_answers(self, sentences: Sequence[Sentence], keep: list[int]) -> bool:
         """A kept full text has a passage sentence that bears on the question. Only a few of a paper's passages
@@ -284,7 +279,7 @@ class Answerability:
 
     def _bears(self, sentence: Sentence) -> bool:
         """A sentence that bears on the question (or was not scored: then nothing says otherwise)."""
-        return sentence.relevance is None or sentence.relevance >= self.min_sentence_relevance
+        return sentence.relevance is None or sentence.relevance >= self.config.min_sentence_relevance
 
     def off_question(self, sources: Sequence[Source], sentences: Sequence[Sentence]) -> set[int]:
         """Full texts none of whose sentences bears on the question: never cited, never what makes it answerable."""
@@ -292,7 +287,7 @@ class Answerability:
         for x in sentences:
             if x.relevance is not None:
                 best[x.n] = max(best.get(x.n, 0.0), x.relevance)
-        return {s.n for s in sources if s.pages and s.n in best and best[s.n] < self.min_sentence_relevance}
+        return {s.n for s in sources if s.pages and s.n in best and best[s.n] < self.config.min_sentence_relevance}
 
     def _names(self, question: Question, stats: LibraryStats) -> list[str]:
         """The question's names that pick out papers: rare in the library (or absent from it), and not the
@@ -304,7 +299,7 @@ class Answerability:
                 continue
             key_words = [stem(w) for w in words(e)]
             share = max((stats.share(w) for w in key_words), default=0.0) if key_words else 0.0
-            if share <= self.common_name_share and name_key(e):
+            if share <= self.config.common_name_share and name_key(e):
                 out.append(e)
         return out
 
@@ -335,14 +330,14 @@ class Answerability:
         if not absent or not pool or self.embed_fn is None:
             return absent if absent and not pool else []
         sims = np.asarray(self.embed_fn(absent), dtype=np.float32) @ np.stack([s.vec for s in pool]).T
-        return [w for w, best in zip(absent, sims.max(axis=1)) if best < self.term_similarity]
+        return [w for w, best in zip(absent, sims.max(axis=1)) if best < self.config.term_similarity]
 
     def _compare(self, question: Question, sources: Sequence[Source], sentences: Sequence[Sentence],
                  stats: LibraryStats, decision: Decision) -> Decision:
         text = " ".join(s.text for s in sentences)
         sides: dict[str, list[int]] = {}
         for side in question.sides[:2]:
-            keys = side_keys(side, text, stats, self.common_name_share)
+            keys = side_keys(side, text, stats, self.config.common_name_share)
             in_title = [s.n for s in sources if any(mentions(s.title, k) for k in keys)]
             in_text = [s.n for s in sources if s.n not in in_title and any(mentions(body_text(s), k) for k in keys)]
             sides[side] = in_title + in_text

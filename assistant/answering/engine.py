@@ -33,19 +33,17 @@ from llama_index.core.base.response.schema import Response, StreamingResponse
 from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
-from assistant.answering.answerability import Answerability, Decision, LibraryStats
+from assistant.answering.answerability import Answerability, LibraryStats
 from assistant.answering.evidence import SentenceBank
 from assistant.answering.question import FOLLOW_UP, analyse
 from assistant.answering.relevance import annotate
 from assistant.answering.synthesis import AnswerPlan, sources_from_nodes
 from assistant.core.errors import BackendError, UserError
-from assistant.core.text import content_words
 from assistant.core.types import DECLINE_PHRASE, Answer, Hit, Source
 from assistant.llms.deadline import Deadline
 from assistant.search.nodes import hit_node
 
 MODES = ("answer", "compare", "summarize")
-MAX_QUESTION_CHARS = 2000
 
 
 @dataclass
@@ -121,12 +119,9 @@ class CitedQueryEngine(CustomQueryEngine):
         if not question and not paper_ids:
             raise UserError("the question is empty")
         base = Answer(question=question, answer="", backend=self.backend, model=self.model, mode=mode or "answer")
-        if len(question) > MAX_QUESTION_CHARS:
-            yield from self._decline(base, started, 0.0, f"the question is {len(question):,} characters long; "
-                                     f"ask it in under {MAX_QUESTION_CHARS:,}")
-            return
-        if question and not content_words(question):
-            yield from self._decline(base, started, 0.0, "the question has only common words, nothing to look up")
+        problem = self.answerability.check_question(question, chosen=bool(paper_ids))
+        if problem is not None:
+            yield from self._decline(base, started, 0.0, problem.reason)
             return
 
         deadline = Deadline(self.llm_timeout) if self.llm_timeout else None
@@ -134,9 +129,7 @@ class CitedQueryEngine(CustomQueryEngine):
         carried = standalone != question and self.condense_llm is None
         # Without an LLM the standalone question is the earlier one plus this one: only this
         # turn's own words say what is asked (a comparison, a number, a retain set).
-        analysed = analyse(question if carried else standalone, mode)
-        if paper_ids and mode is None:
-            analysed = analyse(question, "summarize")
+        analysed = analyse(question if carried else standalone, "summarize" if paper_ids and mode is None else mode)
         base.mode = analysed.mode
         base.standalone_question = standalone if standalone != question else ""
 
@@ -156,9 +149,10 @@ class CitedQueryEngine(CustomQueryEngine):
         about = standalone or analysed.text
         if about.strip():
             annotate(sentences, about, self.bank.embed([about])[0], stats.idf)
-        decision = self.answerability.decide(analysed, sources, sentences, stats)
         if paper_ids:
-            decision = Decision("answer", keep=[s.n for s in sources])  # the user chose them: summarise them all
+            decision = self.answerability.chosen(sources, sentences)  # the user chose them: summarise them all
+        else:
+            decision = self.answerability.decide(analysed, sources, sentences, stats)
         if decision.declined:
             yield from self._decline(base, started, retrieve_ms, decision.reason)
             return
@@ -244,10 +238,8 @@ class CitedQueryEngine(CustomQueryEngine):
             answer.timings = _timings(started, retrieve_ms, generate_ms, 0.0)
             return answer
         verify_started = time.perf_counter()
-        floor = self.answerability.min_sentence_relevance
-        scored = {x.text: x.relevance for x in plan.sentences if x.passage >= 0 and x.relevance is not None}
-        check = self.verifier.verify(raw, plan.sources, deadline=plan.deadline,
-                                     off_question=lambda text: scored.get(text, 1.0) < floor)
+        off = {x.text for x in plan.sentences if (x.n, x.index) in plan.decision.unquotable}
+        check = self.verifier.verify(raw, plan.sources, deadline=plan.deadline, off_question=off.__contains__)
         verify_ms = (time.perf_counter() - verify_started) * 1000
         answer.answer = check.text
         answer.citations = check.citations

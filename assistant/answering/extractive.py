@@ -34,7 +34,7 @@ from assistant.answering.answerability import LibraryStats, mentions, side_keys
 from assistant.answering.evidence import Sentence, SentenceBank
 from assistant.answering.synthesis import AnswerPlan, CitingSynthesizer
 from assistant.core.text import STOPWORDS, content_words, stem, words
-from assistant.core.types import DECLINE_PHRASE
+from assistant.core.settings import ExtractiveConfig
 
 # Sentences stating the paper's contribution are the ones worth quoting in a summary.
 _CONTRIBUTION = re.compile(r"\b(?:we|this paper|this work)\s+(?:propose|introduce|present|show|find|demonstrate|develop)", re.I)
@@ -60,32 +60,13 @@ def absence_sentence(parts: list[str]) -> str:
 class ExtractiveSynthesizer(CitingSynthesizer):
     """Writes cited answers from source sentences; no LLM."""
 
-    def __init__(self, bank: SentenceBank, *, stats: Callable[[], LibraryStats] = LibraryStats, max_sentences: int = 4,
-                 summary_papers: int = 8, mmr_lambda: float = 0.75, theme_similarity: float = 0.6,
-                 min_share: float = 0.6, per_side: int = 3, paper_weight: float = 0.4,
-                 min_sentence_relevance: float = 0.15, relevance_weight: float = 1.0, subject_penalty: float = 0.2,
-                 streaming: bool = True):
+    def __init__(self, bank: SentenceBank, *, stats: Callable[[], LibraryStats] = LibraryStats,
+                 config: ExtractiveConfig | None = None, streaming: bool = True, **overrides):
         super().__init__(streaming=streaming)
         self.bank = bank
         self._stats = stats  # a function: the library's word frequencies change with every ingest
-        self.max_sentences = max_sentences
-        self.summary_papers = summary_papers
-        self.mmr_lambda = mmr_lambda
-        self.min_share = min_share  # a fourth or later quote must be at least this share as related as the best
-        self.per_side = per_side  # quotes per side of a comparison
-        self.paper_weight = paper_weight  # how much a paper's distance from the best one lowers its sentences
-        self.theme_similarity = theme_similarity
-        # A full text's passage sentence is quoted only when it bears on the question (relevance.py): a paper's
-        # hundreds of passages always hold one that shares a word with the question.
-        self.min_sentence_relevance = min_sentence_relevance
-        # How much the relevance model's probability adds to a sentence's cosine when quotes are chosen. At 1.0
-        # against 0 (no model): the 20 LitQA2 dev questions' key passage cited 0.60 -> 0.70, the 31 questions on
-        # the three PDFs 0.81 -> 0.87; the bundled dev set's gold precision 0.840 -> 0.872, key facts 0.685 -> 0.692.
-        self.relevance_weight = relevance_weight
-        # What another paper's sentence gives up against the subject's own in an answer about one paper. At 0.2
-        # against 0 (and the subject free to give every quote): gold precision on the dev set 0.872 -> 0.945, key
-        # facts 0.692 -> 0.719; on the researcher-style set 0.559 -> 0.685 and 0.366 -> 0.435.
-        self.subject_penalty = subject_penalty
+        # Its knobs, each described (and measured) in ExtractiveConfig (Settings.extractive).
+        self.config = (config or ExtractiveConfig()).model_copy(update=overrides)
 
     @property
     def name(self) -> str:
@@ -96,15 +77,9 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         return self._stats()
 
     def write(self, plan: AnswerPlan) -> Generator[str, None, None]:
-        if plan.decision.declined:
-            yield DECLINE_PHRASE
-            return
+        # The answerability decision has said what may be quoted, and that something may (it declines otherwise).
         sentences = plan.sentences or self.bank.sentences(plan.sources)
-        keep = set(plan.decision.keep or [s.n for s in plan.sources])
-        pool = [s for s in sentences if s.n in keep and s.quotable and self._bears(s)]
-        if not pool:
-            yield DECLINE_PHRASE
-            return
+        pool = plan.decision.quotable(sentences)
         prefix = absence_sentence(plan.decision.unanswered) + " " if plan.decision.unanswered else ""
         if plan.question.mode == "compare" and len(plan.question.sides) >= 2:
             yield from self._compare(plan, sentences, prefix)
@@ -115,10 +90,6 @@ class ExtractiveSynthesizer(CitingSynthesizer):
             chosen = self._select(plan, pool, sentences)
             yield prefix
             yield from self._emit(chosen)
-
-    def _bears(self, s: Sentence) -> bool:
-        """An abstract's sentence, or a passage sentence the relevance model says bears on the question."""
-        return s.passage < 0 or s.relevance is None or s.relevance >= self.min_sentence_relevance
 
     # -- answer ----------------------------------------------------------------------
 
@@ -134,10 +105,10 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         by_key = {(s.n, s.index): s for s in everything}
         sims = np.stack([s.vec for s in pool]) @ qvec
         # A list wants every paper on its subject, not mostly the closest one.
-        paper_weight = self.paper_weight / 4 if question.is_list else self.paper_weight
+        paper_weight = self.config.paper_weight / 4 if question.is_list else self.config.paper_weight
         base = {id(s): float(sim) + paper_weight * (relevance.get(s.n, 0.0) - best_rel)
                 + (0.3 if (s.n, s.index) in plan.decision.answering else 0.0)
-                + self.relevance_weight * (s.relevance or 0.0) for s, sim in zip(pool, sims)}
+                + self.config.relevance_weight * (s.relevance or 0.0) for s, sim in zip(pool, sims)}
         single_paper = len({s.n for s in pool}) == 1
         # A question about one thing ("which work picks the images worth labelling …?") is answered from its
         # subject, the paper retrieval ranks first among those kept: it may give every quote, and other papers'
@@ -146,9 +117,9 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         if subject is not None:
             for s in pool:
                 if s.n != subject:
-                    base[id(s)] -= self.subject_penalty
+                    base[id(s)] -= self.config.subject_penalty
         # One paper answering: quote enough of it to cover the question; a list: up to two per paper.
-        limit = self.max_sentences + (1 if single_paper else 0) + (2 if question.is_list else 0)
+        limit = self.config.max_sentences + (1 if single_paper else 0) + (2 if question.is_list else 0)
         per_paper = limit if single_paper else 2
         covered: set[str] = set()
         chosen: list[list[Sentence]] = []
@@ -171,12 +142,12 @@ class ExtractiveSynthesizer(CitingSynthesizer):
                 redundancy = max((float(s.vec @ u.vec) for c in chosen for u in c), default=0.0)
                 if redundancy > 0.92:
                     continue  # a near-copy of a chosen sentence (common across related abstracts)
-                score = self.mmr_lambda * base[id(s)] + 0.35 * gain - (1 - self.mmr_lambda) * redundancy
+                score = self.config.mmr_lambda * base[id(s)] + 0.35 * gain - (1 - self.config.mmr_lambda) * redundancy
                 if score > best_score:
                     best, best_score = unit, score
             if best is None:
                 break
-            if len(chosen) >= 3 and base[id(best[-1])] < self.min_share * max(base.values()):
+            if len(chosen) >= 3 and base[id(best[-1])] < self.config.min_share * max(base.values()):
                 break  # the rest is far less related than the best: a short answer beats padding
             chosen.append(best)
             for u in best:
@@ -242,13 +213,13 @@ class ExtractiveSynthesizer(CitingSynthesizer):
             side_sources = plan.decision.sides.get(side)
             if side_sources is None:  # a plan made from bare nodes: every source may speak for each side
                 side_sources = [s.n for s in plan.sources]
-            pool = [s for s in sentences if s.n in side_sources and s.quotable and self._bears(s)]
+            pool = [s for s in plan.decision.quotable(sentences) if s.n in side_sources]
             # A paper whose title names the side speaks for it; else sentences that name this side alone;
             # else any of the side's papers' sentences, by meaning.
             titled = {t.n for t in sentences if t.index < 0 and t.n in side_sources and any(mentions(t.text, k) for k in keys[side])}
             own = [s for s in pool if s.n in titled and not (names[(s.n, s.index)] - {side})]
             alone = [s for s in pool if names[(s.n, s.index)] == {side}]
-            parts.append((side, pick(own or alone or pool, self.bank.embed([side])[0], side_sources, self.per_side)
+            parts.append((side, pick(own or alone or pool, self.bank.embed([side])[0], side_sources, self.config.per_side)
                           if pool else []))
         # Sentences that name both sides say how they differ.
         order = [s.n for s in plan.sources]
@@ -276,7 +247,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         by_paper: dict[int, list[Sentence]] = {}
         for s in pool:
             by_paper.setdefault(s.n, []).append(s)
-        order = [n for n in (plan.decision.keep or [s.n for s in plan.sources]) if n in by_paper][: self.summary_papers]
+        order = [n for n in (plan.decision.keep or [s.n for s in plan.sources]) if n in by_paper][: self.config.summary_papers]
         keys: dict[int, list[Sentence]] = {}
         centroids: dict[int, np.ndarray] = {}
         for n in order:
@@ -315,7 +286,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         while len(groups) > least:
             pairs = [(sim(groups[i], groups[j]), i, j) for i in range(len(groups)) for j in range(i + 1, len(groups))]
             best, i, j = max(pairs)
-            if best < self.theme_similarity and len(groups) <= 4:
+            if best < self.config.theme_similarity and len(groups) <= 4:
                 break
             groups[i] += groups.pop(j)
         rank = {n: k for k, n in enumerate(order)}

@@ -49,6 +49,11 @@ class AnswerPlan:
     history: list[dict] = field(default_factory=list)
     deadline: Any = None  # the answer's llms.deadline.Deadline: every model call of the answer draws on it
 
+    def __post_init__(self) -> None:
+        if not self.decision.keep and not self.decision.declined:
+            # A plan made without the answerability decision (a bare llama-index use): every source may be cited.
+            self.decision.keep = [s.n for s in self.sources]
+
     @property
     def cited_sources(self) -> list[Source]:
         """The sources the answer may cite, best first (the decision's keep list)."""

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,10 +32,69 @@ def _config_file() -> Path:
     return home / "config.toml"
 
 
+class AnswerabilityConfig(BaseModel):
+    """The answerability decision's thresholds (assistant/answering/answerability.py). Env vars:
+    ASSISTANT_ANSWERABILITY__<FIELD>; TOML: an [answerability] table. Each was measured as its description says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_relevance: float = Field(0.25, description="Decline without calling the backend when the best paper's dense "
+                                 "cosine similarity is below this (bundled library: off-topic questions peak at 0.15, "
+                                 "answerable ones bottom out at 0.38).")
+    min_passage_relevance: float = Field(0.42, description="A full text's best passage sentence counts toward its "
+                                         "relevance from this cosine (a passage dilutes the one sentence asked about; "
+                                         "off-topic questions' best passage sentences peak at 0.38).")
+    min_sentence_relevance: float = Field(0.15, ge=0.0, le=1.0, description="A full text's passage sentence is quoted, "
+                                          "and a full text cited, only from this probability of bearing on the question "
+                                          "(the relevance model: bundled dev questions' best PDF sentences peak at 0.12, "
+                                          "key passages of full-text questions start at 0.08, tenth percentile 0.18).")
+    rescue_relevance: float = Field(0.5, ge=0.0, le=1.0, description="A question below min_relevance is still answered "
+                                    "when an evidence sentence bears on it this surely ('TOFU?': cosine 0.24, the TOFU "
+                                    "abstracts' sentences 0.65).")
+    doubtful_relevance: float = Field(0.35, description="Below this best cosine a question is only doubtfully related: "
+                                      "it is declined when no evidence sentence reaches min_best_sentence.")
+    min_best_sentence: float = Field(0.06, ge=0.0, le=1.0, description="See doubtful_relevance (bundled library: "
+                                     "off-topic questions' best sentences peak at 0.11, median 0.02; answerable ones "
+                                     "bottom out at 0.045, tenth percentile 0.12).")
+    relative_margin: float = Field(0.12, description="Cited papers stay within this cosine of the best one (or name one "
+                                   "of the question's names).")
+    common_name_share: float = Field(0.05, description="A name in more than this share of the library (LLM, GPT, "
+                                     "English) does not pick out papers.")
+    rare_word_share: float = Field(0.02, description="Words in at most this share of the library are the question's "
+                                   "rare terms.")
+    term_similarity: float = Field(0.45, description="A rare word absent from the evidence still counts as covered when "
+                                   "its embedding is this close to a sentence.")
+    topic_share: float = Field(0.34, description="A summary or a list cites a paper holding at least this share of its "
+                               "topic's word weight (IDF).")
+
+
+class ExtractiveConfig(BaseModel):
+    """How the extractive backend chooses its quotes (assistant/answering/extractive.py). Env vars:
+    ASSISTANT_EXTRACTIVE__<FIELD>; TOML: an [extractive] table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_sentences: int = Field(4, ge=1, description="Quotes in an answer (one more when one paper answers, two more for a list).")
+    summary_papers: int = Field(8, ge=1, description="Papers a summary quotes at most.")
+    mmr_lambda: float = Field(0.75, ge=0.0, le=1.0, description="Relevance against novelty when quotes are chosen "
+                              "(maximal marginal relevance).")
+    theme_similarity: float = Field(0.6, description="Papers whose abstracts are this alike form one theme of a summary.")
+    min_share: float = Field(0.6, description="A fourth or later quote must be at least this share as related as the best.")
+    per_side: int = Field(3, ge=1, description="Quotes per side of a comparison.")
+    paper_weight: float = Field(0.4, description="How much a paper's distance from the best one lowers its sentences.")
+    relevance_weight: float = Field(1.0, description="How much the relevance model's probability adds to a sentence's "
+                                    "cosine (0 -> 1: LitQA2 dev key passage cited 0.60 -> 0.70; dev gold precision "
+                                    "0.840 -> 0.872).")
+    subject_penalty: float = Field(0.2, description="In an answer about one paper (its subject, the best-ranked kept "
+                                   "source), what another paper's sentence gives up against the subject's own (0 -> 0.2: "
+                                   "dev gold precision 0.872 -> 0.945; researcher-style set 0.559 -> 0.685).")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Env vars: ASSISTANT_<FIELD> (OPENAI_API_KEY also read)."""
 
-    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__", extra="ignore",
+                                      populate_by_name=True)
 
     home: Path = Field(DEFAULT_HOME, description="Folder for the embedded Chroma store, BM25 indexes and eval reports.")
     library: str = Field("default", description="Library (one Chroma collection per library and embedding model).")
@@ -67,11 +126,11 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, description="Constant of reciprocal rank fusion.")
     bm25_unit: Literal["paper", "chunk"] = Field(
         "paper", description="What BM25 indexes: paper (title twice + abstract, one row per paper) or chunk (each stored chunk).")
-    # Measured on the bundled library: off-topic questions peak at cosine 0.15, the dev set's
-    # answerable questions bottom out at 0.38; 0.25 sits in the gap (README, "Declining").
-    min_relevance: float = Field(0.25, description="Decline without calling the backend when the best paper's dense cosine similarity is below this.")
-    min_passage_relevance: float = Field(0.42, description="A full text's best passage sentence counts toward its relevance from this cosine similarity (a passage dilutes the one sentence asked about).")
-    min_sentence_relevance: float = Field(0.15, ge=0.0, le=1.0, description="A full text's passage sentence is quoted, and a full text cited, only when the relevance model (question, sentence) gives it at least this probability of bearing on the question.")
+    answerability: AnswerabilityConfig = Field(default_factory=lambda: AnswerabilityConfig(),
+                                               description="The answerability decision's thresholds (answer / partial / decline).")
+    extractive: ExtractiveConfig = Field(default_factory=lambda: ExtractiveConfig(),
+                                         description="How the extractive backend chooses the sentences it quotes.")
+    max_question_chars: int = Field(2000, ge=1, description="Longest question (characters) the CLI, the page and the engine take.")
 
     backend: str = Field("extractive", description="Answer backend, by name from the registry (`assistant backends` lists them).")
     llm_model: str = Field("gpt-4o-mini", description="Model name for the openai / openai-compatible backends.")
@@ -149,8 +208,13 @@ class Settings(BaseSettings):
         masked (``assistant.core.secrets.mask``)."""
         from assistant.core.secrets import mask
 
-        out = {name: mask(str(v) if isinstance(v, Path) else v, name)
-               for name, v in ((n, getattr(self, n)) for n in type(self).model_fields)}
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, BaseModel):  # a group of thresholds: shown as answerability.min_relevance etc.
+                out |= {f"{name}.{k}": v for k, v in value.model_dump().items()}
+            else:
+                out[name] = mask(str(value) if isinstance(value, Path) else value, name)
         out["OPENAI_API_KEY"] = "set (masked)" if os.environ.get("OPENAI_API_KEY") else "not set"
         return out
 

@@ -39,7 +39,7 @@ def test_search__hybrid_gives_every_hit_a_true_dense_similarity(bundled_app):
 
 def test_search__off_topic_query_has_low_dense_similarity(bundled_app):
     hits = bundled_app.searcher.search("best pizza dough hydration?", k=5)
-    assert max(h.dense for h in hits) < bundled_app.settings.min_relevance
+    assert max(h.dense for h in hits) < bundled_app.settings.answerability.min_relevance
 
 
 def test_search__unknown_mode_is_a_clear_error(bundled_app):
