@@ -134,11 +134,10 @@ class CitedQueryEngine(CustomQueryEngine):
         base.standalone_question = standalone if standalone != question else ""
 
         if paper_ids:
-            hits = self._hits_for_papers(paper_ids)
+            nodes = self._nodes_for_papers(paper_ids)
         else:
-            hits = self._retrieve(standalone, analysed.sides, k or self.k)
+            nodes = self._retrieve(standalone, analysed.sides, k or self.k)
         retrieve_ms = (time.perf_counter() - started) * 1000
-        nodes = [hit_node(h) for h in hits]
         sources = sources_from_nodes(nodes)
         if numbering:
             sources = renumber(sources, numbering)
@@ -194,33 +193,30 @@ class CitedQueryEngine(CustomQueryEngine):
 
     # -- steps ---------------------------------------------------------------------------
 
-    def _retrieve(self, query: str, sides: list[str], k: int) -> list[Hit]:
-        from assistant.search.nodes import node_hit
-
-        retriever = self.retriever.with_k(k)
-        hits = [node_hit(n) for n in retriever.retrieve(query)]
+    def _retrieve(self, query: str, sides: list[str], k: int) -> list[NodeWithScore]:
+        nodes = self.retriever.with_k(k).retrieve(query)
         if not sides:
-            return hits
+            return nodes
         # Both sides must have sources: interleave each side's best papers, then the whole question's.
         side_retriever = self.retriever.with_k(max(3, k // 2))
-        per_side = [[node_hit(n) for n in side_retriever.retrieve(side)] for side in sides]
-        merged: dict[str, Hit] = {}
+        per_side = [side_retriever.retrieve(side) for side in sides]
+        merged: dict[str, NodeWithScore] = {}
         limit = k + 2 * len(sides)  # room for each side's papers besides the whole question's
         for rank in range(k):
-            for lst in per_side + [hits]:
-                if rank < len(lst) and lst[rank].paper_id not in merged and len(merged) < limit:
-                    merged[lst[rank].paper_id] = lst[rank]
+            for lst in per_side + [nodes]:
+                if rank < len(lst) and lst[rank].node.node_id not in merged and len(merged) < limit:
+                    merged[lst[rank].node.node_id] = lst[rank]
         return list(merged.values())
 
-    def _hits_for_papers(self, paper_ids: list[str]) -> list[Hit]:
+    def _nodes_for_papers(self, paper_ids: list[str]) -> list[NodeWithScore]:
         if not self.get_papers:
             raise UserError("this engine cannot look papers up by id")
         papers = self.get_papers(paper_ids)
         missing = [pid for pid in paper_ids if pid not in {p.paper_id for p in papers}]
         if missing:
             raise UserError(f"no paper with id {', '.join(missing)} in the library (see `assistant papers list`)")
-        return [Hit(paper_id=p.paper_id, title=p.title, score=1.0, abstract=p.abstract, dense=1.0,
-                    authors=list(p.authors), date=p.date, url=p.url, source=p.source, pdf=p.pdf, pages=p.pages)
+        return [hit_node(Hit(paper_id=p.paper_id, title=p.title, score=1.0, abstract=p.abstract, dense=1.0,
+                             authors=list(p.authors), date=p.date, url=p.url, source=p.source, pdf=p.pdf, pages=p.pages))
                 for p in papers]
 
     def _decline(self, base: Answer, started: float, retrieve_ms: float, reason: str) -> Iterator[Event]:

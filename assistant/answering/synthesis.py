@@ -63,16 +63,17 @@ class AnswerPlan:
 
 
 def sources_from_nodes(nodes: Sequence[NodeWithScore]) -> list[Source]:
-    """Numbered sources [1..] from paper nodes (the project's retriever's, or anyone's)."""
+    """Numbered sources [1..] from paper nodes (the project's retriever's, which carry their Hit, or anyone's)."""
+    from assistant.search.nodes import node_hit
+
     out = []
     for i, nws in enumerate(nodes, 1):
-        md = nws.node.metadata or {}
-        out.append(Source(n=i, paper_id=str(md.get("paper_id") or nws.node.node_id), title=str(md.get("title", "")),
-                          abstract=nws.node.get_content(), score=float(nws.score or 0.0), relevance=md.get("dense"),
-                          authors=[a for a in str(md.get("authors") or "").split(", ") if a],
-                          date=str(md.get("date") or ""), url=str(md.get("url") or ""),
-                          passages=[{k: p.get(k) for k in ("page", "section", "kind", "text")} for p in md.get("passages") or []],
-                          pdf=str(md.get("pdf") or ""), pages=int(md.get("pages") or 0)))
+        hit = node_hit(nws)
+        out.append(Source(n=i, paper_id=hit.paper_id, title=hit.title, abstract=hit.abstract,
+                          score=float(nws.score if nws.score is not None else hit.score), relevance=hit.dense,
+                          authors=list(hit.authors), date=hit.date, url=hit.url,
+                          passages=[{k: p.get(k) for k in ("page", "section", "kind", "text")} for p in hit.passages],
+                          pdf=hit.pdf, pages=hit.pages))
     return out
 
 

@@ -11,7 +11,8 @@ the project's query engine included::
 A node's text is the paper's abstract; its metadata holds the paper id, title,
 authors, date, url, source file and the dense (cosine) and BM25 scores, and for a
 full-text paper its best passages (``passages``: page, section, kind, text), its
-stored PDF and page count. An LLM
+stored PDF and page count, for llama-index code that reads them; and the ``Hit``
+itself, which the project's own code reads (nothing is converted back). An LLM
 reading a node sees only the title with the text.
 """
 
@@ -25,11 +26,13 @@ from assistant.search.retriever import MODES, Searcher
 
 
 def hit_node(hit: Hit) -> NodeWithScore:
-    """A search hit as a node: the abstract as text, the paper's facts and scores as metadata."""
+    """A search hit as a node: the abstract as text, the paper's facts and scores as metadata, and the Hit itself
+    (``metadata["hit"]``): whoever reads the node back gets that Hit, never one rebuilt from flattened fields."""
     metadata = {"paper_id": hit.paper_id, "title": hit.title, "authors": ", ".join(hit.authors), "date": hit.date,
                 "url": hit.url, "source": hit.source, "dense": hit.dense, "bm25": hit.bm25}
     if hit.passages or hit.pages:  # a full-text paper: its best passages with their pages, and its PDF
         metadata |= {"passages": [dict(p) for p in hit.passages], "pdf": hit.pdf, "pages": hit.pages}
+    metadata["hit"] = hit
     node = TextNode(id_=hit.paper_id, text=hit.abstract, metadata=metadata,
                     excluded_llm_metadata_keys=[k for k in metadata if k != "title"],
                     excluded_embed_metadata_keys=list(metadata))
@@ -37,8 +40,11 @@ def hit_node(hit: Hit) -> NodeWithScore:
 
 
 def node_hit(node: NodeWithScore) -> Hit:
-    """The Hit a node stands for (the metadata round-trips; a foreign node needs at least a paper_id or an id)."""
+    """The Hit a node stands for: the one it carries, or, for a node made elsewhere, one read from its metadata
+    (it needs at least a paper_id or an id)."""
     md = node.node.metadata
+    if isinstance(md.get("hit"), Hit):
+        return md["hit"]
     return Hit(paper_id=md.get("paper_id") or node.node.node_id, title=md.get("title", ""),
                score=float(node.score or 0.0), abstract=node.node.get_content(), dense=md.get("dense"),
                bm25=md.get("bm25"), authors=[a for a in (md.get("authors") or "").split(", ") if a],

@@ -93,3 +93,18 @@ def test_search__bm25_hits_carry_their_dense_similarity(bundled_app):
     hits = bundled_app.searcher.search("negative preference optimization", k=5, mode="bm25")
     assert hits[0].title == NPO
     assert all(h.dense is not None for h in hits) and hits[0].dense > 0.4
+
+
+def test_nodes__carry_the_hit_itself_so_nothing_is_rebuilt_from_flat_fields():
+    from assistant.answering.synthesis import sources_from_nodes
+    from assistant.core.types import Hit
+    from assistant.search.nodes import hit_node, node_hit
+
+    hit = Hit(paper_id="p1", title="A title", score=0.9, abstract="An abstract.", dense=0.61,
+              authors=["King, Jr., Martin", "Ann Lee"], passages=[{"page": 3, "section": "", "kind": "text", "text": "x."}],
+              pages=9)
+    node = hit_node(hit)
+    assert node_hit(node) is hit
+    assert "King, Jr." not in node.node.get_content(metadata_mode="llm")  # the LLM sees the title and the text only
+    [source] = sources_from_nodes([node])
+    assert source.authors == ["King, Jr., Martin", "Ann Lee"] and source.relevance == 0.61 and source.pages == 9
