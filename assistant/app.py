@@ -104,7 +104,7 @@ class App:
 
         fusion = FusionConfig(method=self.settings.fusion, dense_weight=self.settings.fusion_weight, rrf_k=self.settings.rrf_k,
                               passage_dense_weight=self.settings.passage_dense_weight)
-        return Searcher(self.library, self.embedder, self.bm25, fusion)
+        return Searcher(self.library, self.embedder, self.bm25, fusion, vectors=self.vectors)
 
     def require_papers(self) -> None:
         """Raise a UserError when the library is empty (every command that reads it checks first)."""
@@ -144,7 +144,14 @@ class App:
         from assistant.answering.evidence import SentenceBank
 
         # Sentence vectors stored at ingest are looked up; papers stored without them are embedded here.
-        return SentenceBank(self.embedder.embed, lookup_fn=self.library.sentence_vectors)
+        return SentenceBank(self.embedder.embed, lookup_fn=self.library.sentence_vectors, vectors=self.vectors)
+
+    @cached_property
+    def vectors(self):
+        """Every text vector this process makes, shared by search and answering: a question is embedded once."""
+        from assistant.library.vectors import TextVectors
+
+        return TextVectors(self.embedder.embed)
 
     def library_stats(self):
         """Word document frequencies of the library (from its BM25 index, so always in step with it)."""
@@ -189,7 +196,7 @@ class App:
         return CitedQueryEngine(
             retriever=self.retriever(),
             synthesizer=self.synthesizer(),
-            # the bank's cached embedding: the question it embeds is the one the extractive answer embeds again
+            # the bank's embedding goes through the one vector cache: the question searched with is not embedded again
             answerability=Answerability(self.bank.embed, self.settings.answerability,
                                         max_question_chars=self.settings.max_question_chars),
             verifier=self.verifier,

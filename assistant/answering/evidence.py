@@ -15,14 +15,15 @@ import hashlib
 import logging
 import re
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+from cachetools import LRUCache
 
 from assistant.core.text import content_words, split_sentences, strip_citations
 from assistant.core.types import Source
+from assistant.library.vectors import TextVectors
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +141,15 @@ class SentenceBank:
     """Sentences and vectors of abstracts, cached per (paper, abstract) and shared across threads."""
 
     def __init__(self, embed_fn: Callable[[list[str]], np.ndarray], max_papers: int = 5000, max_texts: int = 100_000,
-                 lookup_fn: Callable[[list[tuple[str, list[str]]]], list[np.ndarray | None]] | None = None):
+                 lookup_fn: Callable[[list[tuple[str, list[str]]]], list[np.ndarray | None]] | None = None,
+                 vectors: TextVectors | None = None):
         self.embed_fn = embed_fn
         # Stored sentence vectors (the store's, written at ingest): given (paper id, sentence texts) pairs, the
         # vectors of each paper whose stored texts are exactly these, else None; what it lacks is embedded here.
         self.lookup_fn = lookup_fn
-        self.max_papers = max_papers
-        self.max_texts = max_texts
-        self._cache: OrderedDict[str, tuple[list[str], np.ndarray]] = OrderedDict()
-        self._texts: OrderedDict[str, np.ndarray] = OrderedDict()  # any text's vector: sentences, questions, claims
+        # Any text's vector (sentences, questions, claims), shared with the searcher when the App gives one.
+        self.vectors = vectors if vectors is not None else TextVectors(embed_fn, maxsize=max_texts)
+        self._cache: LRUCache = LRUCache(maxsize=max_papers)  # a source's key -> its sentences and their vectors
         self._lock = threading.Lock()
 
     def _key(self, source: Source) -> str:
@@ -163,15 +164,12 @@ class SentenceBank:
         keys = [self._key(s) for s in sources]
         with self._lock:
             found = {k: self._cache[k] for k in keys if k in self._cache}
-            for k in found:
-                self._cache.move_to_end(k)
         todo = [(k, s) for k, s in zip(keys, sources) if k not in found]
         if todo:
             texts_per = [[_clean(s.title)] + [_clean(t) for t in split_sentences(s.abstract)] for _, s in todo]
             flat = [t for texts in texts_per for t in texts]
             vecs = self._stored_or_embedded([s.paper_id for _, s in todo], texts_per, flat)
-            with self._lock:
-                self._remember(flat, vecs)
+            self.vectors.remember(flat, vecs)
             # Passages differ per question: never stored, embedded once per text (shared with the verifier).
             passages_per = [[t for t, _ in passage_sentences(s)] for _, s in todo]
             passage_vecs = self.embed_cached([t for texts in passages_per for t in texts])
@@ -185,8 +183,6 @@ class SentenceBank:
                     start += len(texts)
                     p_start += len(extra)
                     self._cache[k] = found[k]
-                while len(self._cache) > self.max_papers:
-                    self._cache.popitem(last=False)
         return [found[k] for k in keys]
 
     def _stored_or_embedded(self, paper_ids: list[str], texts_per: list[list[str]], flat: list[str]) -> np.ndarray:
@@ -207,27 +203,9 @@ class SentenceBank:
         return np.concatenate(parts) if parts and flat else np.zeros((0, 1), np.float32)
 
     def embed_cached(self, texts: list[str]) -> np.ndarray:
-        """Vectors of ``texts``, reusing every vector this bank has made (the verifier's embed function: the
-        source sentences it aligns to were embedded when the evidence was gathered)."""
-        with self._lock:
-            known = {t: self._texts[t] for t in texts if t in self._texts}
-        todo = list(dict.fromkeys(t for t in texts if t not in known))
-        if todo:
-            vecs = np.asarray(self.embed_fn(todo), dtype=np.float32)
-            known.update(zip(todo, vecs))
-            with self._lock:
-                self._remember(todo, vecs)
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([known[t] for t in texts])
-
-    def _remember(self, texts: list[str], vecs: np.ndarray) -> None:
-        """Keep text → vector (the caller holds the lock)."""
-        for text, vec in zip(texts, vecs):
-            self._texts[text] = vec
-            self._texts.move_to_end(text)
-        while len(self._texts) > self.max_texts:
-            self._texts.popitem(last=False)
+        """Vectors of ``texts``, reusing every vector made before (the verifier's embed function: the source
+        sentences it aligns to were embedded when the evidence was gathered, the question when it was searched)."""
+        return self.vectors(texts)
 
     def sentences(self, sources: Sequence[Source]) -> list[Sentence]:
         """Every sentence of every source (titles as index -1, then the abstract, then the passages), in source order."""

@@ -23,13 +23,13 @@ import json
 import logging
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from cachetools import LRUCache
 
 from assistant.answering.citations import (
     answer_sentences,
@@ -139,7 +139,7 @@ class SentenceCache:
     def __init__(self, embed_fn: Callable[[list[str]], np.ndarray], size: int = CACHE_SIZE):
         self.embed_fn = embed_fn
         self.size = size
-        self._items: OrderedDict[str, tuple[Analysis, np.ndarray]] = OrderedDict()
+        self._items: LRUCache = LRUCache(maxsize=size)  # text -> (analysis, vector)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -149,16 +149,12 @@ class SentenceCache:
     def get(self, texts: Sequence[str]) -> list[tuple[Analysis, np.ndarray]]:
         with self._lock:
             found = {t: self._items[t] for t in texts if t in self._items}
-            for t in found:
-                self._items.move_to_end(t)
         new = [t for t in dict.fromkeys(texts) if t not in found]
         if new:
             vectors = np.asarray(self.embed_fn(new), dtype=np.float32)
             computed = {t: (analyse(t), v) for t, v in zip(new, vectors)}
             with self._lock:
                 self._items.update(computed)
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
             found.update(computed)
         return [found[t] for t in texts]
 

@@ -19,7 +19,6 @@ engine can plug it in. Scores:
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +26,7 @@ import numpy as np
 
 from assistant.core.errors import UserError
 from assistant.core.types import Hit
+from assistant.library.vectors import TextVectors
 
 MODES = ("hybrid", "dense", "bm25")
 
@@ -74,23 +74,19 @@ class Searcher:
     passages_per_paper = 3
     passages_first = 5
 
-    def __init__(self, library, embedder, bm25_loader: Callable[[], object], fusion: FusionConfig | None = None):
+    def __init__(self, library, embedder, bm25_loader: Callable[[], object], fusion: FusionConfig | None = None,
+                 vectors: TextVectors | None = None):
         self.library = library
         self.embedder = embedder
         self.bm25_loader = bm25_loader
         self.fusion = fusion or FusionConfig()
-        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        # Query vectors, shared with answering when the App gives one cache to both (a question is embedded once).
+        self.vectors = vectors if vectors is not None else TextVectors(embedder.embed, maxsize=256)
 
     # -- signals -------------------------------------------------------------------
 
     def query_vector(self, query: str) -> np.ndarray:
-        vec = self._query_vectors.get(query)
-        if vec is None:
-            vec = self.embedder.embed_query(query)
-            self._query_vectors[query] = vec
-            if len(self._query_vectors) > 256:
-                self._query_vectors.popitem(last=False)
-        return vec
+        return self.vectors.one(query)
 
     def dense_scores(self, query: str, papers: int) -> dict[str, tuple[float, str]]:
         """The ``papers`` nearest papers: paper_id -> (best chunk cosine similarity, chunk id), best first."""

@@ -254,3 +254,33 @@ def test_cli__partial_answer_prints_what_is_missing(bundled_app):
     out = CliRunner().invoke(cli, ["ask", "What learning rate did the NPO paper use?"])
     assert out.exit_code == 0, out.output
     assert "Not in the sources: the learning rate" in out.stdout
+
+
+def test_engine__the_question_is_embedded_once_per_ask(bundled_home, embedder):
+    from assistant.app import App
+    from assistant.core.settings import Settings
+
+    embedded: list[str] = []
+
+    class Counting:
+        """The real embedder, counting what it is asked to embed."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def embed(self, texts):
+            embedded.extend(texts)
+            return self.inner.embed(texts)
+
+        def embed_query(self, text):
+            embedded.append(text)
+            return self.inner.embed_query(text)
+
+    app = App(Settings(home=bundled_home), embedder=Counting(embedder))
+    question = "How does negative preference optimization avoid catastrophic collapse?"
+    answer = app.engine.ask(question)
+    assert answer.citations and not answer.declined
+    assert embedded.count(question) == 1, embedded.count(question)  # search, answerability, relevance, quotes, verifier
