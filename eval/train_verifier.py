@@ -10,7 +10,7 @@ claim reversed: see ``reversals``), stacked by a third fit in log-probability sp
 into one support score for SUPPORT vs the rest. The operating threshold keeps
 ``KEEP`` of the training SUPPORT pairs (after the hard rules), and the stacking
 intercept is shifted so that this threshold reads 0.5. The grouped 5-fold CV
-figures (``eval.support_eval.cross_validate``, fitted the same way on each fold's
+figures (``cross_validate``, fitted the same way on each fold's
 training part) are written into the artefact.
 """
 
@@ -38,8 +38,10 @@ from assistant.answering.support_model import (
     pair_features,
     sentence_features,
 )
+from eval.support_pairs import Prepared, claim_group, load_pairs, measure, prepare, score
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "bench" / "scifact-claims" / "train.jsonl"
+FOLDS = 5
 KEEP = 0.87  # share of training SUPPORT pairs at or above the threshold (CV keeps ~0.85 of unseen ones)
 C_SENTENCE, C_HEADS, C_COMBINE = 0.1, 0.3, 1.0  # inverse regularisation strengths
 RULES = ("numbers", "verbatim_reversal", "verbatim_entities")  # hard rules (assistant.answering.verify.RULES)
@@ -99,7 +101,6 @@ def _in_compound(parts: list[str], k: int) -> bool:
 
 def reversed_claims(pairs: list[dict], prepared: list, embed_fn) -> list[tuple[int, object]]:
     """(index of a SUPPORT pair, its reversed claim prepared against the same abstract), for every reversal."""
-    from eval.support_eval import Prepared
 
     jobs = [(i, text) for i, p in enumerate(pairs) if p["label"] == "SUPPORT" for text in reversals(p["claim"])]
     if not jobs:
@@ -155,10 +156,35 @@ def fit_model(pairs: list[dict], prepared: list, keep: float = KEEP, c_sentence:
     return model
 
 
+def cross_validate(pairs: list[dict], prepared: list[Prepared], folds: int = FOLDS,
+                   reversals: Sequence[tuple[int, Prepared]] = (), **fit_options) -> dict:
+    """Grouped k-fold CV by claim: out-of-fold scores, supported flags (each fold's own threshold) and alignments.
+
+    ``reversals``: (index of the SUPPORT pair it reverses, prepared reversed claim), from
+    ``eval.train_verifier.reversed_claims``; each fold trains on those of its own pairs only.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    scores = np.zeros(len(pairs))
+    supported = np.zeros(len(pairs), dtype=bool)
+    aligned: list[list[int]] = [[] for _ in pairs]
+    groups = [claim_group(p) for p in pairs]
+    for train, test in GroupKFold(n_splits=folds).split(np.zeros(len(pairs)), groups=groups):
+        members = set(train.tolist())
+        model = fit_model([pairs[i] for i in train], [prepared[i] for i in train],
+                          reversals=[r for i, r in reversals if i in members], **fit_options)
+        fold_scores, fold_aligned = score(model, [prepared[i] for i in test])
+        scores[test] = fold_scores
+        supported[test] = fold_scores >= model.threshold
+        for i, a in zip(test, fold_aligned):
+            aligned[i] = a
+    return {"scores": scores, "supported": supported, "aligned": aligned}
+
+
+
 def main(argv: list[str] | None = None) -> None:
     from assistant.core.settings import Settings
     from assistant.library.embeddings import LocalEmbedder
-    from eval.support_eval import cross_validate, load_pairs, measure, prepare
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA, help="SciFact claims train.jsonl")
