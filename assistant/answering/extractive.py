@@ -262,13 +262,14 @@ class ExtractiveSynthesizer(CitingSynthesizer):
                 score = score + vecs @ tvec
             best = np.argsort(-score)
             chosen = [sents[best[0]]]
-            if len(order) <= 3 and len(best) > 1 and score[best[1]] >= 0.85 * score[best[0]]:
+            if len(best) > 1 and score[best[1]] >= 0.85 * score[best[0]]:  # a second key sentence when nearly as central
                 chosen.append(sents[best[1]])
             keys[n] = sorted(chosen, key=lambda s: s.index)
         titles = {s.n: s.title for s in plan.sources}
         groups = self._themes([n for n in order if n in keys], centroids)
         for k, group in enumerate(groups):
-            label = self._label([titles.get(n, "") for n in group], topic) if len(groups) > 1 else ""
+            label = self._label([titles.get(n, "") for n in group], [[s.text for s in by_paper[n]] for n in group],
+                                topic) if len(groups) > 1 else ""
             yield ("\n\n" if k else "") + (f"{label}:\n\n" if label else "")
             yield from self._emit([[s] for n in group for s in keys[n]])
 
@@ -292,24 +293,26 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         rank = {n: k for k, n in enumerate(order)}
         return sorted((sorted(g, key=rank.get) for g in groups), key=lambda g: rank[g[0]])
 
-    def _label(self, titles: list[str], topic: str = "") -> str:
-        """A theme's label: the telling words its papers' titles share, beyond the topic's own words;
-        else the first paper's short title."""
+    def _label(self, titles: list[str], abstracts: list[list[str]], topic: str = "") -> str:
+        """A theme's label: the telling words its papers' titles share beyond the topic's own, else the words their
+        abstracts share (words a few papers of the library use, not one paper's coinage); never one paper's title."""
         skip = {stem(w) for w in words(topic)} | _GENERIC_TITLE_WORDS
-        counts: dict[str, int] = {}
-        surface: dict[str, str] = {}
-        for title in titles:
-            for w in dict.fromkeys(words(title)):
-                s = stem(w)
-                if w in STOPWORDS or s in skip or len(w) < 3 or w.isdigit():
-                    continue
-                counts[s] = counts.get(s, 0) + 1
-                surface.setdefault(s, w)
-        shared = sorted((s for s in counts if counts[s] >= 2), key=lambda s: (-counts[s], -self.stats.idf(s)))
-        if shared:
-            return " and ".join(surface[s] for s in shared[:2]).capitalize()
-        head = re.split(r"[:?]", titles[0])[0].strip() if titles else ""
-        return head if 0 < len(head) <= 60 else "Other work"
+        for texts, min_df in ((titles, 1), ([" ".join(a) for a in abstracts], 4)):
+            counts: dict[str, int] = {}
+            surface: dict[str, str] = {}
+            for text in texts:
+                for w in dict.fromkeys(words(text)):
+                    s = stem(w)
+                    if w in STOPWORDS or s in skip or len(w) < 3 or w.isdigit() or self.stats.df(s) < min_df \
+                            or (min_df > 1 and self.stats.share(s) > 0.08):  # common words name nothing
+                        continue
+                    counts[s] = counts.get(s, 0) + 1
+                    surface.setdefault(s, w)
+            # Words every paper of the theme uses first, the rarer in the library the better: what sets it apart.
+            shared = sorted((s for s in counts if counts[s] >= 2), key=lambda s: (-counts[s], -self.stats.idf(s)))
+            if shared:
+                return " and ".join(surface[s] for s in shared[:2]).capitalize()
+        return "Further work"
 
     @staticmethod
     def _emit(units: list[list[Sentence]]) -> Generator[str, None, None]:

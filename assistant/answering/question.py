@@ -34,8 +34,10 @@ _COMPARE_PATTERNS = [
     re.compile(r"^\s*(?P<a>.+?)\s+(?:vs\.?|versus)\s+(?P<b>.+?)\s*[?.!]*\s*$", re.I),
 ]
 _SUMMARY = re.compile(
-    r"^\s*(?:please\s+)?(?:summari[sz]e|give (?:me )?an overview of|overview of"
-    r"|what (?:does|do) (?:the )?(?:library|papers|collection|literature) (?:say|says|know|tell us) (?:about|on))\s+(?P<topic>.+?)\s*[?.!]*\s*$",
+    r"^\s*(?:please\s+)?(?:summari[sz]e|give (?:me )?an overview of|overview of|survey(?: the work on)?"
+    r"|what (?:does|do) (?:the )?(?:library|papers|collection|literature) (?:say|says|know|tell us|cover|covers) (?:about|on)"
+    r"|what(?:'s| is) known (?:about|on)|what do we know about|what is the state of (?:the art|research) (?:in|on)"
+    r"|tell me (?:about|what is known about) (?:the )?(?:work|research|papers) on)\s+(?P<topic>.+?)\s*[?.!]*\s*$",
     re.I,
 )
 # Words that make a question lean on the conversation before it.

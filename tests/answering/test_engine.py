@@ -284,3 +284,13 @@ def test_engine__the_question_is_embedded_once_per_ask(bundled_home, embedder):
     answer = app.engine.ask(question)
     assert answer.citations and not answer.declined
     assert embedded.count(question) == 1, embedded.count(question)  # search, answerability, relevance, quotes, verifier
+
+
+def test_summary__themes_are_named_by_what_they_are_about_never_by_a_papers_title(bundled_app):
+    answer = bundled_app.engine.ask("summarize work on machine unlearning for LLMs")
+    labels = [line[:-1] for line in answer.answer.splitlines() if line.endswith(":") and "[" not in line]
+    titles = [s["title"] for s in answer.sources]
+    assert labels, answer.answer
+    for label in labels:
+        assert not any(t.lower().startswith(label.lower()) or label.lower() in t.lower()[: len(label) + 2]
+                       for t in titles if len(label) > 12), (label, titles)

@@ -67,3 +67,17 @@ def test_topic_phrase__stops_where_a_clause_begins():
         == "detecting hallucinated statements"
     assert topic_phrase("Summarize work on machine unlearning for LLMs") == "machine unlearning for LLMs"
     assert topic_phrase("What is NPO?") == ""
+
+
+@pytest.mark.parametrize("question, topic", [
+    ("What's known about language models for biomedical and clinical text?", "language models for biomedical and clinical text"),
+    ("What do we know about how and why in-context learning works?", "how and why in-context learning works"),
+    ("What does the library cover on structured pruning of LLMs?", "structured pruning of LLMs"),
+])
+def test_analyse__what_is_known_about_a_topic_asks_for_a_summary(question, topic):
+    analysed = analyse(question)
+    assert analysed.mode == "summarize" and analysed.topic == topic
+
+
+def test_analyse__a_single_question_stays_an_answer():
+    assert analyse("What is NPO?").mode == "answer"
