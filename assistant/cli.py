@@ -296,9 +296,11 @@ def _run_answer(a, question: str, as_json: bool, **kwargs):
 
 
 def render_references(answer) -> list[str]:
-    """What goes under an answer in the terminal: why it was declined or what is missing, the references with
-    each one's supporting sentence, and the sentences the verifier could not support."""
+    """What goes under an answer in the terminal: why it was declined or what is missing, the references, the
+    source sentence each claim rests on (numbered in the answer's order), and the sentences the verifier could not
+    support. An answer saved before claims were recorded shows each reference's best sentence instead."""
     lines: list[str] = []
+    claims = getattr(answer, "claims", None) or []
     if answer.declined and answer.decline_reason:
         lines += ["", f"Why: {answer.decline_reason}."]
     if answer.unanswered_parts:
@@ -310,18 +312,36 @@ def render_references(answer) -> list[str]:
             mark = "" if c["supported"] else "  (not supported by its abstract)" if not c.get("passages") else "  (not supported by the cited passages)"
             score = f"  support {support:.2f}" if isinstance(support, (int, float)) else ""
             lines.append(f"[{c['n']}] {c['title']}  ({c['paper_id']}){score}{mark}")
+            if claims:
+                continue  # each claim's own evidence follows
             if c.get("passages"):  # a full text: every passage the answer rests on, with its page
                 for p in c["passages"]:
                     where = f"p. {p['page']}: " if p.get("page") else "abstract: "
                     lines.append(f"    {where}\u201c{p['evidence']}\u201d")
             elif c.get("evidence"):
                 lines.append(f"    \u201c{c['evidence']}\u201d")
+    if claims:
+        lines += ["", "Evidence for each claim"]
+        lines += claim_lines(claims)
     if answer.unsupported_sentences:
         lines += ["", "Not supported by the cited sources:"]
         lines += [f"  - {sentence}" for sentence in answer.unsupported_sentences]
     if answer.dropped_citations:
         nums = ", ".join(f"[{n}]" for n in answer.dropped_citations)
         lines.append(f"Dropped citations with no matching source: {nums}")
+    return lines
+
+
+def claim_lines(claims: list[dict]) -> list[str]:
+    """Each cited claim by its number in the answer: per citation, the source sentence it rests on and its page."""
+    lines: list[str] = []
+    for k, claim in enumerate(claims, 1):
+        flag = "" if claim.get("supported", True) else f"  \u26a0 not supported ({claim.get('support') or 0:.2f})"
+        lead = f"{k:>3}. "
+        for j, e in enumerate(claim.get("evidence") or [{"n": n, "text": ""} for n in claim.get("cited") or []]):
+            where = f"p. {e['page']}: " if e.get("page") else ""
+            said = f"\u201c{e['text']}\u201d" if e.get("text") else "(no sentence of the source aligned to it)"
+            lines.append(f"{lead if j == 0 else ' ' * len(lead)}[{e['n']}] {where}{said}{flag if j == 0 else ''}")
     return lines
 
 

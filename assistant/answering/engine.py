@@ -239,6 +239,7 @@ class CitedQueryEngine(CustomQueryEngine):
         verify_ms = (time.perf_counter() - verify_started) * 1000
         answer.answer = check.text
         answer.citations = check.citations
+        answer.claims = check.claims  # what each cited sentence rests on, per citation (the verifier's checks)
         answer.dropped_citations = check.dropped
         answer.unsupported_sentences = check.unsupported_sentences
         answer.answerability = plan.decision.verdict

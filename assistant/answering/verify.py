@@ -80,11 +80,22 @@ class Verification:
     citations: list[dict] = field(default_factory=list)  # {n, paper_id, title, supported, support, evidence}
     dropped: list[int] = field(default_factory=list)
     unsupported_sentences: list[str] = field(default_factory=list)
-    sentences: list[dict] = field(default_factory=list)  # {text, cited, support, supported, evidence, problems}
+    # {text, cited, support, supported, evidence, problems, by_citation}: ``evidence`` is each part's best aligned
+    # sentence, ``by_citation`` what each number the sentence cites rests on ({n, index, text, support, page, section})
+    sentences: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"text": self.text, "citations": self.citations, "dropped": self.dropped,
                 "unsupported_sentences": self.unsupported_sentences, "sentences": self.sentences}
+
+    @property
+    def claims(self) -> list[dict]:
+        """The answer's cited sentences, each with the source sentence every citation of it rests on (the Answer's
+        ``claims``): ``{text, cited, supported, support, evidence: [{n, text, page, section, support}]}``."""
+        return [{"text": c["text"], "cited": list(c["cited"]), "supported": c["supported"], "support": c["support"],
+                 "evidence": [{"n": e["n"], "text": e["text"], "page": e.get("page"), "section": e.get("section", ""),
+                               "support": e["support"]} for e in c.get("by_citation") or []]}
+                for c in self.sentences if c["cited"]]
 
 
 _HEADING = re.compile(r"^[^.!?]{1,80}:$")
@@ -255,7 +266,8 @@ class Verifier:
         parts: list[tuple[int, str, list[int]]] = []  # (sentence index, claim text, cited numbers)
         for sentence in answer_sentences(cleaned):
             cited = parse_citations(sentence)
-            check = {"text": sentence, "cited": cited, "support": None, "supported": True, "evidence": [], "problems": []}
+            check = {"text": sentence, "cited": cited, "support": None, "supported": True, "evidence": [], "problems": [],
+                     "by_citation": []}
             if is_claim(sentence):
                 if not cited:
                     check.update(support=0.0, supported=False, problems=["no citation"])
@@ -271,6 +283,7 @@ class Verifier:
         rested: dict[int, dict[tuple[str, int | None], float]] = {}  # n -> {(evidence, page): best support}
         per_sentence: dict[int, list[tuple[float, dict, list[str]]]] = {}
         pages: dict[tuple[int, int], tuple[float, int]] = {}  # (answer sentence, n) -> (support, evidence page)
+        by_citation: dict[int, dict[int, dict]] = {}  # answer sentence -> n -> its best evidence, with its support
         for k, (i, text, cited) in enumerate(parts):
             claim = analyse(text)
             part_best = None
@@ -286,6 +299,9 @@ class Verifier:
                     evidence |= {"page": where.page, "section": where.section}
                     if (i, n) not in pages or support > pages[(i, n)][0]:
                         pages[(i, n)] = (support, where.page)
+                mine = by_citation.setdefault(i, {})
+                if n not in mine or support > mine[n]["support"]:
+                    mine[n] = evidence | {"support": support}
                 if n not in best or support > best[n][0]:
                     best[n] = (support, evidence["text"], where)
                 if where.page is not None and (n not in best_paged or support > best_paged[n][0]):
@@ -306,6 +322,8 @@ class Verifier:
                 problems = ["no sentence of the cited source says this"]
             checks[i].update(support=round(support, 3), supported=support >= self.threshold,
                              evidence=[f[1] for f in sorted(found, key=lambda f: -f[0])], problems=problems)
+            checks[i]["by_citation"] = [by_citation[i][n] | {"support": round(by_citation[i][n]["support"], 3)}
+                                        for n in checks[i]["cited"] if n in by_citation.get(i, {})]
 
         if pages:
             cleaned = self._mark_pages(cleaned, checks, pages)

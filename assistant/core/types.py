@@ -180,11 +180,18 @@ class Answer:
     citation also carries ``page`` and ``section`` (where ``evidence`` is in the PDF; None and "" for an
     abstract) and ``passages``: every evidence sentence the answer's claims citing it rest on, best first
     (``{evidence, page, section, support}``); the answer's marks then read ``[n, p. N]``.
+
+    ``claims`` has one entry per answer sentence that cites something, in the answer's order:
+    ``{text, cited: [n…], supported, support, evidence: [{n, text, page, section, support}]}``, where each
+    evidence entry is the source sentence that citation of the claim rests on (``page`` and ``section`` for a
+    full text's passage, None and "" for an abstract). Two claims citing one paper may rest on two of its
+    sentences; ``citations`` keeps each paper's best. Answers saved before it was added have no ``claims``.
     """
 
     question: str
     answer: str
     citations: list[dict] = field(default_factory=list)
+    claims: list[dict] = field(default_factory=list)
     sources: list[dict] = field(default_factory=list)
     dropped_citations: list[int] = field(default_factory=list)
     unsupported_sentences: list[str] = field(default_factory=list)

@@ -1,17 +1,46 @@
-"""The chat page's stylesheet and its one script (citation popover, copy buttons, question counter).
+"""The chat page's theme, stylesheet and its one script (citation popover, copy buttons, question counter).
 
-The script only reads the page: the popover is built from the source card a
-citation links to (its data- attributes hold the title, authors, year, the
-evidence sentence and the verifier's verdict), so what it shows is exactly what
-the panel says. It is installed once through ``launch(js=...)`` and listens on
-the document, so Gradio re-rendering a message or the panel never detaches it.
+The script only reads the page: the popover is built from the citation (its
+title holds the sentence that claim rests on) and the source card it links to
+(its data- attributes hold the title, authors, year, the paper's best evidence
+sentence and the verifier's verdict), so what it shows is exactly what the
+answer and the panel say. It is installed once through ``launch(js=...)`` and
+listens on the document, so Gradio re-rendering a message or the panel never
+detaches it. It also names each citation for screen readers ("Source 1: <title>,
+page 5") and opens the popover from the keyboard (Enter on a citation; Escape
+closes it and returns to the citation).
+
+Every text colour here and in the theme reaches WCAG AA against its background
+(4.5:1; 3:1 for large text), in the light and the dark scheme:
+tests/ui/test_ui_a11y_browser.py measures each visible text on the page.
 """
 
 from __future__ import annotations
 
+import gradio as gr
+
 from assistant.ui.render import PALETTE
 
 MAX_QUESTION = 2000
+# System fonts only: the default theme pulls Google Fonts, which a machine offline (or private) cannot load.
+# The Soft theme's muted text (neutral 400: 2.4:1 on its light background), labels, tabs and buttons (indigo 500:
+# 3.6-4.5:1, hovered ones too) are darkened to reach 4.5:1; in the dark scheme the placeholder and the accent lighten.
+THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]).set(
+    body_text_color_subdued="*neutral_600",
+    input_placeholder_color="*neutral_500",
+    input_placeholder_color_dark="*neutral_300",
+    block_label_text_color="*primary_700",
+    block_title_text_color="*primary_700",
+    color_accent="*primary_600",
+    button_primary_background_fill="*primary_600",
+    button_primary_background_fill_hover="*primary_700",
+    button_primary_background_fill_hover_dark="*primary_700",
+    button_secondary_background_fill_hover_dark="*primary_600",
+    button_cancel_background_fill_hover_dark="*primary_600",
+    button_primary_border_color="*primary_600",
+    button_primary_border_color_hover="*primary_700",
+    checkbox_label_background_fill_selected="*primary_600",
+)
 # Light, distinct backgrounds (one per citation number, in turn) that keep dark text readable.
 COLOURS = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e9d5ff"]
 assert len(COLOURS) == PALETTE
@@ -61,19 +90,28 @@ blockquote.evidence { margin: 6px 0; padding: 4px 8px; border-left: 4px solid #9
   color: var(--body-text-color, #111); border: 1px solid #9ca3af; border-radius: 8px; padding: 10px 12px;
   box-shadow: 0 6px 24px rgba(0,0,0,.18); font-size: 0.9em; line-height: 1.4; }
 #cite-pop .pop-title { font-weight: 600; }
-#cite-pop .pop-meta { color: #6b7280; font-size: 0.9em; }
+#cite-pop .pop-meta { color: var(--body-text-color-subdued); font-size: 0.9em; }
 #cite-pop blockquote { margin: 6px 0; padding: 4px 8px; border-left: 4px solid #9ca3af; color: #111; }
 #cite-pop .pop-verdict.bad { color: #991b1b; }
 #cite-pop .pop-verdict.ok { color: #166534; }
 #cite-pop .pop-actions { display: flex; gap: 12px; margin-top: 6px; }
 #cite-pop button { border: 1px solid #9ca3af; border-radius: 6px; padding: 2px 8px; background: transparent; color: inherit; }
+#cite-pop a { color: #1d4ed8; }
 #back-to-answer { position: fixed; bottom: 16px; right: 16px; z-index: 999; padding: 8px 12px; border-radius: 20px;
-  border: 1px solid #9ca3af; background: var(--background-fill-primary, #fff); box-shadow: 0 4px 12px rgba(0,0,0,.2); }
+  border: 1px solid #9ca3af; background: var(--background-fill-primary, #fff); color: var(--body-text-color, #111);
+  box-shadow: 0 4px 12px rgba(0,0,0,.2); }
 .skip-link { position: fixed; left: 8px; top: -60px; z-index: 2000; background: #1e3a8a; color: #fff !important;
   padding: 8px 12px; border-radius: 6px; }
 .skip-link:focus { top: 8px; }
 #q-counter { font-size: 0.8em; color: var(--body-text-color-subdued); }
 #q-counter.over { color: #b91c1c; font-weight: 600; }
+/* The dark scheme: the same roles in lighter colours (each at least 4.5:1 on the dark background). One selector a
+   rule: Gradio scopes a custom rule to the page by rewriting the first ".dark" of its selector list only. */
+.dark { --color-accent: var(--primary-400); }
+.dark #cite-pop a { color: #93c5fd; }
+.dark #cite-pop .pop-verdict.bad { color: #fca5a5; }
+.dark #q-counter.over { color: #fca5a5; }
+.dark #cite-pop .pop-verdict.ok { color: #86efac; }
 #notice p { margin: 0; }
 /* A focus ring that is always visible, on every control a keyboard reaches. */
 textarea:focus-visible, input:focus-visible, button:focus-visible, a:focus-visible, summary:focus-visible,
@@ -87,7 +125,7 @@ JS = """
   const MAX = %(max)d;
   const LINK = '#chatbot a[href^="#src-"]';
   const pop = document.createElement('div');
-  pop.id = 'cite-pop'; pop.setAttribute('role', 'dialog'); pop.hidden = true;
+  pop.id = 'cite-pop'; pop.setAttribute('role', 'dialog'); pop.setAttribute('aria-label', 'Source'); pop.hidden = true;
   document.body.appendChild(pop);
   const touch = () => window.matchMedia('(hover: none)').matches;
   let lastLink = null;
@@ -97,16 +135,48 @@ JS = """
     return document.getElementById(id);
   }
   function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text) e.textContent = text; return e; }
+  function pageLink(a) {
+    const next = a.nextElementSibling;
+    return next && (next.getAttribute('href') || '').includes('#page=') ? next : null;
+  }
+  function pageOf(a) {  // "[3, p. 5]": the page after the number, linked to the PDF or plain text
+    const link = pageLink(a);
+    const text = link ? link.textContent : (a.nextSibling && a.nextSibling.nodeType === 3 ? a.nextSibling.textContent : '');
+    const m = /^,?\\s*p\\.\\s*(\\d+)/.exec(text || '');
+    return m ? m[1] : '';
+  }
+  function nameOf(a) {
+    const card = cardFor(a);
+    const n = (a.textContent || '').trim();
+    const page = pageOf(a);
+    return 'Source ' + n + (card && card.dataset.title ? ': ' + card.dataset.title : '') + (page ? ', page ' + page : '');
+  }
+  // Each citation is named for screen readers ("Source 1: <title>, page 5", not "1") and says it opens a dialog;
+  // Gradio adds and replaces messages and cards as answers stream, so the names follow the page.
+  let naming = 0;
+  function nameLinks() {
+    naming = 0;
+    document.querySelectorAll(LINK).forEach(a => {
+      const name = nameOf(a);
+      if (a.getAttribute('aria-label') !== name) a.setAttribute('aria-label', name);
+      if (a.getAttribute('aria-haspopup') !== 'dialog') { a.setAttribute('aria-haspopup', 'dialog'); a.setAttribute('aria-expanded', 'false'); }
+    });
+  }
+  new MutationObserver(() => { if (!naming) naming = setTimeout(nameLinks, 50); })
+    .observe(document.body, {childList: true, subtree: true});
   function show(a, pinned) {
     const card = cardFor(a);
     if (!card) return;
     if (a.title) { a.dataset.evidence = a.title; a.removeAttribute('title'); }  // the popover replaces the tooltip
     const d = card.dataset;
+    if (lastLink && lastLink !== a) lastLink.setAttribute('aria-expanded', 'false');
     pop.replaceChildren();
+    pop.setAttribute('aria-label', nameOf(a));
     pop.appendChild(el('div', 'pop-title', '[' + d.n + '] ' + d.title));
     if (d.meta) pop.appendChild(el('div', 'pop-meta', d.meta));
-    const page = a.nextElementSibling && (a.nextElementSibling.getAttribute('href') || '').includes('#page=') ? a.nextElementSibling : null;
-    const said = (page && a.dataset.evidence) || d.evidence;  // a cited page: the sentence on that page
+    const page = pageLink(a);
+    // The sentence this claim rests on (the citation's title), else the paper's best (answers saved before claims).
+    const said = a.dataset.evidence || d.evidence;
     if (said) { const q = el('blockquote', 'hl hl-' + ((+d.n - 1) %% %(palette)d), said); pop.appendChild(q); }
     else pop.appendChild(el('div', 'pop-meta', 'No single sentence of the abstract was aligned to this claim.'));
     if (d.verdict) pop.appendChild(el('div', 'pop-verdict ' + (d.verdict.startsWith('supported') ? 'ok' : 'bad'), 'Verifier: ' + d.verdict));
@@ -130,8 +200,12 @@ JS = """
     if (top + h > window.innerHeight - 8) top = Math.max(8, r.top - h - 6);
     pop.style.left = left + 'px'; pop.style.top = top + 'px';
     lastLink = a;
+    a.setAttribute('aria-expanded', 'true');
   }
-  function hide() { pop.hidden = true; pop.dataset.pinned = ''; }
+  function hide() {
+    pop.hidden = true; pop.dataset.pinned = '';
+    if (lastLink) lastLink.setAttribute('aria-expanded', 'false');
+  }
   function openCard(id) {
     const card = document.getElementById(id);
     if (!card) return;
@@ -160,11 +234,33 @@ JS = """
     if (a && !pop.dataset.pinned && !(e.relatedTarget && pop.contains(e.relatedTarget))) hide();
   });
   pop.addEventListener('mouseleave', () => { if (!pop.dataset.pinned) hide(); });
+  // The keyboard: Enter on a citation opens the popover as a dialog with the focus in it (not the source card, as
+  // a click does); Escape closes it and returns to the citation; Tab out of it closes it too.
   document.addEventListener('focusin', e => {
-    const a = e.target.closest && e.target.closest(LINK);
-    if (a) show(a, false); else if (!pop.contains(e.target) && !pop.dataset.pinned) hide();
+    if (!pop.hidden && !pop.contains(e.target) && e.target !== lastLink) hide();
   });
-  document.addEventListener('keydown', e => { if (e.key === 'Escape') hide(); });
+  document.addEventListener('keydown', e => {
+    const a = e.target.closest && e.target.closest(LINK);
+    if (a && e.key === 'Enter' && !e.ctrlKey && !e.metaKey && !e.shiftKey && !e.altKey) {
+      e.preventDefault(); e.stopPropagation();  // no click: that would open the card instead
+      show(a, true);
+      const first = pop.querySelector('a, button');
+      if (first) first.focus();
+      return;
+    }
+    if (e.key === 'Escape' && !pop.hidden) {
+      const back = pop.contains(document.activeElement) ? lastLink : null;
+      hide();
+      if (back) back.focus();
+      return;
+    }
+    if (e.key === 'Tab' && pop.contains(e.target)) {
+      const stops = [...pop.querySelectorAll('a, button')];
+      if ((e.shiftKey && e.target === stops[0]) || (!e.shiftKey && e.target === stops[stops.length - 1])) {
+        e.preventDefault(); const back = lastLink; hide(); if (back) back.focus();
+      }
+    }
+  }, true);
   // On a touch screen a tap on [n] pins the popover at touchend: the click that follows may land on the
   // paragraph beside a small superscript link (the browser adjusts a tap's point), so it is not waited for.
   let touchedLink = null;

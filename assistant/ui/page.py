@@ -24,7 +24,7 @@ from assistant.app import App
 from assistant.core.errors import UserError
 from assistant.library.history import REASONS
 from assistant.ui import render
-from assistant.ui.assets import CSS, JS
+from assistant.ui.assets import CSS, JS, THEME
 from assistant.ui.guard import LOGIN_MESSAGE, LoginThrottle, PageGuard, public_host_warning
 from assistant.ui.session import (  # noqa: F401  (ChatPage and MAX_QUESTION are imported from here by callers)
     FLAGS,
@@ -36,14 +36,13 @@ from assistant.ui.session import (  # noqa: F401  (ChatPage and MAX_QUESTION are
 )
 from ingest.pipeline import INPUT_SUFFIXES
 
+QUESTION_LABEL = "Ask a question about the library"  # the box's accessible name (its label is not shown)
 EXAMPLES = [
     "compare NPO and gradient ascent",
     "What is negative preference optimization?",
     "Summarize work on machine unlearning for LLMs",
     "Which papers evaluate on TOFU?",
 ]
-# System fonts only: the default theme pulls Google Fonts, which a machine offline (or private) cannot load.
-THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
 def build_ui(app: App) -> gr.Blocks:
@@ -74,8 +73,9 @@ def build_ui(app: App) -> gr.Blocks:
                         feedback_options=["Like", "Dislike", *FLAGS],
                     )
                     with gr.Row(equal_height=True):
-                        question = gr.Textbox(placeholder="Ask about the papers…", elem_id="question", show_label=False,
-                                              lines=1, max_lines=6, scale=8, autofocus=True, container=False)
+                        question = gr.Textbox(label=QUESTION_LABEL, placeholder="Ask about the papers…", elem_id="question",
+                                              show_label=False, lines=1, max_lines=6, scale=8, autofocus=True,
+                                              container=False)
                         send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=80)
                     with gr.Row():
                         gr.HTML(f'<span id="q-counter" aria-live="polite">0 / {MAX_QUESTION:,} characters</span>',

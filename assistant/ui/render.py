@@ -38,6 +38,7 @@ PALETTE = 8  # distinct highlight colours, reused in turn: [n] and its evidence 
 RELEVANCE_HELP = ("relevance: cosine similarity between the question and the paper's closest passage, from 0 to 1 "
                   "(the same scale on every card and in the Library tab)")
 _SIDE = re.compile(r"^On (.+?): ", re.S)
+TITLE_CHARS = 1200  # the longest evidence sentence a citation link's title carries
 
 
 # -- chat messages -------------------------------------------------------------
@@ -98,24 +99,28 @@ def anchor(n: int, turn: int | None) -> str:
     return f"src-{n}" if turn is None else f"src-{n}-t{turn}"
 
 
-def linkify(text: str, evidence: dict | None = None, turn: int | None = None, pdfs: dict[int, str] | None = None) -> str:
+def linkify(text: str, evidence: dict | None = None, turn: int | None = None, pdfs: dict[int, str] | None = None,
+            marks: list[dict] | None = None) -> str:
     """Answer text (the model's or the quotes') as Markdown that shows it as text (``untrusted.md_text``: no raw
     HTML, images or links of its own), each [n] a Markdown link to its source card (``#src-n``, or ``#src-n-tT`` for
-    answer T of a conversation); with ``evidence`` ({n: sentence}, or {(n, page): sentence} for a full text's pages) the link's
-    title is the source sentence that supports the claim (the page's popover shows it with the paper; without
-    scripts the browser shows the title on hover). A page ("[3, p. 5]") links to the PDF at that page when
-    ``pdfs`` ({n: stored PDF path}) knows the paper's file."""
+    answer T of a conversation); the link's title is the source sentence that supports the claim (the page's
+    popover shows it with the paper; without scripts the browser shows the title on hover). That sentence is the
+    claim's own when ``marks`` gives it (one {n: sentence} per citation mark of ``text``, in order:
+    ``claim_marks``), else the paper's from ``evidence`` ({n: sentence}, or {(n, page): sentence} for a full
+    text's pages). A page ("[3, p. 5]") links to the PDF at that page when ``pdfs`` ({n: stored PDF path}) knows
+    the paper's file."""
     evidence = evidence or {}
     pdfs = pdfs or {}
 
     def title(hint: str) -> str:
         hint = " ".join(hint.split())
-        hint = hint if len(hint) <= 300 else hint[:299] + "…"
+        # The popover quotes the title: a whole sentence (a sentence is rarely longer; a runaway one is cut).
+        hint = hint if len(hint) <= TITLE_CHARS else hint[: TITLE_CHARS - 1] + "…"
         # A link title is Markdown too: escaped like the text (a trailing backslash would escape the closing quote).
         return f' "{md_text(hint).replace(chr(34), chr(39))}"'
 
-    def item(n: int, page: int | None) -> str:
-        hint = evidence.get((n, page)) or evidence.get(n)
+    def item(n: int, page: int | None, own: dict) -> str:
+        hint = own.get(n) or evidence.get((n, page)) or evidence.get(n)
         out = f"[{n}](#{anchor(n, turn)}{title(hint) if hint else ''})"
         if page is None:
             return out
@@ -123,18 +128,33 @@ def linkify(text: str, evidence: dict | None = None, turn: int | None = None, pd
             return f"{out}, p. {page}"
         return f"{out}, [p. {page}]({pdf_url(pdfs[n], page)}{title(f'Open the PDF at page {page}')})"
 
-    def link(m: re.Match) -> str:
+    def link(m: re.Match, own: dict) -> str:
         items = parse_cited_pages(m.group(0))
         if not items:
             return md_text(m.group(0))
         sep = "; " if any(page is not None for _, page in items) else ", "
-        return "[" + sep.join(item(n, page) for n, page in items) + "]"
+        return "[" + sep.join(item(n, page, own) for n, page in items) + "]"
 
+    found = list(CITATION.finditer(text))
+    if marks is None or len(marks) != len(found):
+        marks = [{}] * len(found)
     out, last = [], 0
-    for m in CITATION.finditer(text):  # the text between the citations is escaped, the citations become links
-        out += [md_text(text[last : m.start()]), link(m)]
+    for m, own in zip(found, marks):  # the text between the citations is escaped, the citations become links
+        out += [md_text(text[last : m.start()]), link(m, own)]
         last = m.end()
     return "".join(out) + md_text(text[last:])
+
+
+def claim_marks(text: str, claims: list[dict]) -> list[dict] | None:
+    """The evidence of each citation mark in ``text``, in order ({n: the sentence that citation of its claim rests
+    on}), from the Answer's ``claims`` (one per citing sentence, in the answer's order). None when the claims do not
+    hold exactly the marks of ``text`` (an answer saved before claims were kept, or edited): the caller then shows
+    each paper's best sentence."""
+    marks: list[dict] = []
+    for claim in claims or []:
+        said = {e["n"]: e["text"] for e in claim.get("evidence") or [] if e.get("text")}
+        marks += [said] * len(CITATION.findall(claim.get("text") or ""))
+    return marks if claims and len(marks) == len(CITATION.findall(text)) else None
 
 
 def _side_by_side(text: str) -> str:
@@ -162,7 +182,7 @@ def answer_markdown(answer, turn: int | None = None) -> str:
         for p in reversed(c.get("passages") or []):  # best last: it wins its page
             evidence[(c["n"], p.get("page"))] = p.get("evidence") or ""
     pdfs = {int(s["n"]): s["pdf"] for s in a.get("sources") or [] if s.get("pdf")}
-    text = linkify(text, evidence, turn, pdfs)
+    text = linkify(text, evidence, turn, pdfs, marks=claim_marks(text, a.get("claims") or []))
     if a.get("mode") == "compare":
         text = _side_by_side(text)
     notes = []

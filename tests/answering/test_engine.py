@@ -242,6 +242,42 @@ def test_cli__ask_json_prints_the_result_object(bundled_app):
     assert all({"n", "paper_id", "title", "supported", "support", "evidence"} <= set(c) for c in result["citations"])
 
 
+def test_engine__each_claim_carries_the_sentence_it_rests_on(bundled_app):
+    answer = bundled_app.engine.ask("compare NPO and gradient ascent").to_dict()
+    claims = answer["claims"]
+    assert len(claims) >= 2 and all(c["text"] in answer["answer"] for c in claims)
+    assert all(c["cited"] and [e["n"] for e in c["evidence"]] == c["cited"] for c in claims)
+    by_paper: dict[int, set[str]] = {}
+    for c in claims:
+        for e in c["evidence"]:
+            assert set(e) == {"n", "text", "page", "section", "support"} and e["text"]
+            by_paper.setdefault(e["n"], set()).add(e["text"])
+    assert max(len(texts) for texts in by_paper.values()) >= 2  # one paper, two claims, two different sentences
+    assert {c["n"] for c in answer["citations"]} == set(by_paper)  # the reference list is unchanged
+
+
+def test_cli__ask_prints_the_evidence_of_each_claim(bundled_app):
+    answer = bundled_app.engine.ask("compare NPO and gradient ascent")
+    out = CliRunner().invoke(cli, ["ask", "compare NPO and gradient ascent"])
+    assert out.exit_code == 0, out.output
+    evidence = out.stdout.split("\nEvidence for each claim\n", 1)[1].splitlines()
+    for k, claim in enumerate(answer.claims, 1):
+        e = claim["evidence"][0]
+        assert f"{k:>3}. [{e['n']}] \u201c{e['text']}\u201d" in evidence  # the claim's number, then its sentence
+    references = out.stdout.split("\nReferences\n", 1)[1].split("\nEvidence for each claim", 1)[0]
+    assert "\u201c" not in references  # the sentences are listed once, by claim
+
+
+def test_cli__a_saved_answer_without_claims_shows_each_references_sentence():
+    from assistant.cli import render_references
+    from assistant.core.types import Answer
+
+    saved = {"question": "q", "answer": "NPO unlearns [1].", "citations": [
+        {"n": 1, "paper_id": "p1", "title": NPO, "supported": True, "support": 0.9, "evidence": "NPO unlearns."}]}
+    lines = render_references(Answer(**saved))
+    assert "    \u201cNPO unlearns.\u201d" in lines and "Evidence for each claim" not in lines
+
+
 def test_cli__ask_with_the_bm25_retriever_answers(bundled_app):
     # BM25-only hits once carried no dense score, and the relevance check declined every question.
     out = CliRunner().invoke(cli, ["ask", "What is negative preference optimization?", "--retriever", "bm25", "--json"])

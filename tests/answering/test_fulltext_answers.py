@@ -69,7 +69,7 @@ def test_answer__an_abstract_is_cited_as_before_without_a_page(pdf_app):
 def test_cli__ask_prints_the_page_and_the_passage_it_rests_on(pdf_app):
     out = CliRunner().invoke(cli, ["ask", TEMPERATURE])
     assert out.exit_code == 0, out.output
-    assert ", p. 2]" in out.output and "    p. 2: \u201c" in out.output and "77 kelvin" in out.output
+    assert ", p. 2]" in out.output and "] p. 2: \u201c" in out.output and "77 kelvin" in out.output  # by claim
     out = CliRunner().invoke(cli, ["ask", TEMPERATURE, "--json"])
     result = json.loads(out.stdout)
     citation = next(c for c in result["citations"] if c["paper_id"] == DOI)

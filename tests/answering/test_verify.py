@@ -152,6 +152,27 @@ def test_verify__each_clause_is_checked_against_its_own_source(verifier):
     assert not check["supported"]
 
 
+def test_verify__claims__two_claims_citing_one_paper_rest_on_their_own_sentences(verifier):
+    gibberish = SENTENCES.index(next(s for s in SENTENCES if "gibberish" in s))
+    answer = ("NPO-based methods achieve a better balance between unlearning and utility on TOFU [1]. "
+              "Models unlearned with GA often produce gibberish, unlike those unlearned with NPO [1]. "
+              "NPO unlearns TOFU data well [1], while rewarming improves downstream performance in the longer run [2]. "
+              f"{DECLINE_PHRASE}")
+    result = verifier.verify(answer, SOURCES)
+    claims = json.loads(json.dumps(result.claims))  # plain JSON
+    assert [c["cited"] for c in claims] == [[1], [1], [1, 2]]  # one per citing sentence; the decline is none
+    assert [c["text"] for c in claims] == [c["text"] for c in result.sentences[:3]]
+    first, second, both = claims
+    assert [e["text"] for e in first["evidence"]] == [SENTENCES[BALANCE]]
+    assert [e["text"] for e in second["evidence"]] == [SENTENCES[gibberish]]  # not the paper's best sentence
+    assert first["evidence"][0] == {"n": 1, "text": SENTENCES[BALANCE], "page": None, "section": "",
+                                    "support": first["evidence"][0]["support"]}
+    assert first["supported"] and second["supported"] and 0 <= second["evidence"][0]["support"] <= 1
+    assert [e["n"] for e in both["evidence"]] == [1, 2]  # each citation of a claim: its own source's sentence
+    assert "rewarming models first increases the loss" in both["evidence"][1]["text"]
+    assert len(result.citations[0]["evidence"]) > 0  # the reference list keeps one sentence per paper, as before
+
+
 def test_verify__the_cache_is_bounded_and_safe_across_threads(embedder):
     verifier = Verifier(embedder.embed, cache_size=8)  # smaller than the sources: entries are evicted while in use
     answer = "NPO achieves a better balance between unlearning and utility on TOFU [1]. Rewarming improves downstream performance [2]."

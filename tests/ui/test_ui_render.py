@@ -92,6 +92,29 @@ def test_render__citation_hover_shows_the_evidence_and_unsupported_sentences_are
     assert unlink(text) == "NPO avoids collapse [1]. Bananas are yellow [1]."
 
 
+def test_render__each_citation_quotes_the_sentence_its_own_claim_rests_on():
+    text = "NPO unlearns TOFU well [1]. GA outputs gibberish [1], while rewarming helps [2]."
+    best = "We propose NPO."
+    citations = [{"n": 1, "paper_id": "p-npo", "title": NPO.title, "supported": True, "support": 0.9, "evidence": best},
+                 {"n": 2, "paper_id": "p-2", "title": OTHER.title, "supported": True, "support": 0.8, "evidence": "R."}]
+    claims = [
+        {"text": "NPO unlearns TOFU well [1].", "cited": [1], "supported": True, "support": 0.9,
+         "evidence": [{"n": 1, "text": "NPO balances unlearning and utility on TOFU.", "page": None, "section": "", "support": 0.9}]},
+        {"text": "GA outputs gibberish [1], while rewarming helps [2].", "cited": [1, 2], "supported": True, "support": 0.8,
+         "evidence": [{"n": 1, "text": 'GA outputs are often "gibberish".', "page": None, "section": "", "support": 0.8},
+                      {"n": 2, "text": "Rewarming improves downstream performance.", "page": None, "section": "", "support": 0.8}]},
+    ]
+    shown = answer_markdown(_answer(text, citations=citations, claims=claims))
+    assert re.findall(r'\(#src-(\d) "([^"]*)"\)', shown) == [
+        ("1", "NPO balances unlearning and utility on TOFU."), ("1", "GA outputs are often 'gibberish'."),
+        ("2", "Rewarming improves downstream performance.")]
+    assert unlink(shown) == text
+    # An answer saved before claims were kept (or whose claims do not hold its marks): each paper's best sentence.
+    for saved in ([], claims[:1]):
+        shown = answer_markdown(_answer(text, citations=citations, claims=saved))
+        assert re.findall(r'\(#src-(\d) "([^"]*)"\)', shown) == [("1", best), ("1", best), ("2", "R.")]
+
+
 def test_render__panel_shows_cited_papers_dropped_and_unsupported_citations():
     answer = _answer(
         "We propose Negative Preference Optimization [1]. Bananas are yellow [2].",
