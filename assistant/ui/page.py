@@ -26,9 +26,8 @@ from assistant.library.history import REASONS
 from assistant.ui import render
 from assistant.ui.assets import CSS, JS, THEME
 from assistant.ui.guard import LOGIN_MESSAGE, LoginThrottle, PageGuard, public_host_warning
-from assistant.ui.session import (  # noqa: F401  (ChatPage and MAX_QUESTION are imported from here by callers)
+from assistant.ui.session import (  # noqa: F401  (ChatPage is imported from here by callers)
     FLAGS,
-    MAX_QUESTION,
     MODES,
     RATINGS,
     ChatPage,
@@ -78,7 +77,7 @@ def build_ui(app: App) -> gr.Blocks:
                                               container=False)
                         send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=80)
                     with gr.Row():
-                        gr.HTML(f'<span id="q-counter" aria-live="polite">0 / {MAX_QUESTION:,} characters</span>',
+                        gr.HTML(f'<span id="q-counter" aria-live="polite">0 / {s.max_question_chars:,} characters</span>',
                                 elem_id="q-counter-box", padding=False)
                     notice = gr.Markdown(elem_id="notice")
                     with gr.Row():

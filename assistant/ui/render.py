@@ -6,8 +6,8 @@ Nothing here retrieves, ranks or checks: the sentence highlighted for a
 citation, its support score and the ⚠ on an unsupported sentence all come
 from the verifier's results in the Answer.
 
-A *turn* is one question and its answer as the page keeps and saves it:
-``{"id", "question", "answer": Answer.to_dict() or None, "sources": [source dicts with abstracts], "error"}``.
+A *turn* is one question and its answer as ``assistant.conversation`` keeps and saves it:
+``{"id", "question", "answer": Answer.to_dict() or None, "sources": [source rows with abstracts], "settings", "error"}``.
 Turn ``t`` (1-based in its conversation) links its [n] to the card ``#src-{n}-t{t}``; the
 numbers are the conversation's, so [n] names one paper in every answer.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from assistant.answering.citations import format_mark, parse_cited_pages
+from assistant.conversation import source_row
 from assistant.core.secrets import redact
 from assistant.core.text import CITATION, split_sentences
 from assistant.core.types import DECLINE_PHRASE
@@ -427,24 +428,11 @@ def panel_html(turns: list[dict], selected: int | None = None, title: str = "") 
 def sources_html(sources: list, answer=None, pending: bool = False) -> str:
     """The panel for one answer outside a conversation (the /chat API and single questions): ``sources`` are the
     engine's Source objects, ``answer`` the final Answer or None while it is being written."""
-    turn = {"question": answer.question if answer is not None else "", "sources": [source_dict(s) for s in sources],
+    turn = {"question": answer.question if answer is not None else "", "sources": [source_row(s) for s in sources],
             "answer": answer.to_dict() if answer is not None else None}
     if not sources and answer is None:
         return panel_html([])
     return f'<div class="sources">{turn_html(turn, None)}</div>'
-
-
-def source_dict(source, cited: bool = False, paper=None) -> dict:
-    """A Source (with its abstract) as the dict a turn keeps, with the paper's ids and file when known."""
-    out = {"n": source.n, "paper_id": source.paper_id, "title": source.title, "abstract": source.abstract,
-           "authors": list(source.authors), "date": source.date, "url": source.url, "score": round(source.score, 4),
-           "relevance": None if source.relevance is None else round(source.relevance, 4), "cited": cited}
-    if getattr(source, "pages", 0):  # a full text: its PDF and the passages retrieved for this question
-        out.update(pdf=source.pdf, pages=source.pages, passages=[dict(p) for p in source.passages])
-    if paper is not None:
-        out.update(arxiv_id=paper.arxiv_id, source=paper.source, categories=list(paper.categories),
-                   authors=out["authors"] or list(paper.authors), date=out["date"] or paper.date, url=out["url"] or paper.url)
-    return out
 
 
 # -- library tab ---------------------------------------------------------------
