@@ -25,7 +25,7 @@ from assistant.app import App
 from assistant.core.errors import UserError
 from assistant.library.history import REASONS
 from assistant.ui import render
-from assistant.ui.assets import CSS, JS, THEME
+from assistant.ui.assets import CSS, THEME, page_script
 from assistant.ui.guard import LOGIN_MESSAGE, LoginThrottle, PageGuard, public_host_warning
 from assistant.ui.session import (  # noqa: F401  (ChatPage is imported from here by callers)
     FLAGS,
@@ -402,7 +402,7 @@ def launch(app: App, host: str | None = None, port: int | None = None, auth: str
         app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
         app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(PageGuard, throttle=throttle)]
         demo.launch(server_name=host, server_port=port, auth=login, auth_message=LOGIN_MESSAGE if login else None,
-                    theme=THEME, css=CSS, js=JS, footer_links=["api"],
+                    theme=THEME, css=CSS, js=page_script(s.max_question_chars), footer_links=["api"],
                     allowed_paths=allowed, app_kwargs=app_kwargs, **kwargs)
     except OSError as exc:  # port taken or address not ours: a user error, not a traceback
         raise UserError(f"cannot serve on {host}:{port}: {exc}") from None
