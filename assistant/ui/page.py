@@ -169,8 +169,7 @@ def build_chat_column(page: ChatPage) -> ChatColumn:
                               show_label=False, lines=1, max_lines=6, scale=8, autofocus=True, container=False)
         send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=80)
     with gr.Row():
-        gr.HTML(f'<span id="q-counter" aria-live="polite">0 / {s.max_question_chars:,} characters</span>',
-                elem_id="q-counter-box", padding=False)
+        gr.HTML(render.question_counter_html(s.max_question_chars), elem_id="q-counter-box", padding=False)
     notice = gr.Markdown(elem_id="notice")
     with gr.Row():
         mode = gr.Radio(list(MODES), value="Ask", label="Mode", scale=2,

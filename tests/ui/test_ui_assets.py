@@ -130,3 +130,16 @@ def test_static__the_script_gets_its_config_as_json_and_the_stylesheet_its_colou
     assert json.loads(config.removesuffix(")")) == {"maxQuestionChars": 1234, "palette": len(COLOURS)}
     assert "const MAX = config.maxQuestionChars;" in script and "% config.palette" in script
     assert CSS.count("#cite-pop {") == 1 and f'a[href="#src-120"] {{ background: {COLOURS[119 % len(COLOURS)]}; }}' in CSS
+
+
+def test_package_data__every_static_file_and_template_ships_in_the_wheel():
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["assistant.ui"]
+    ui = root / "assistant" / "ui"
+    files = [p.relative_to(ui).as_posix() for d in ("static", "templates") for p in (ui / d).iterdir() if p.is_file()]
+    assert len(files) >= 8
+    assert [f for f in files if not any(fnmatch(f, g) for g in globs)] == []
