@@ -265,14 +265,20 @@ def _answer_app(library, chroma_url, backend, model, base_url, **overrides):
 
 
 def _run_answer(a, question: str, as_json: bool, **kwargs):
-    """Stream one answer to the terminal (or print its JSON); returns the Answer.
+    """Stream one answer to the terminal (or print its JSON); returns the Answer."""
+    return _show_answer(a.engine.stream(question, **kwargs), as_json)
+
+
+def _show_answer(events, as_json: bool):
+    """Show a streamed answer's events: the text as it comes, then the references (or the Answer's JSON); returns
+    the Answer.
 
     An answer cut off part-way (a model error, its deadline, Ctrl-C) leaves the INCOMPLETE line under the text
     already shown, on stdout with it, so neither the terminal nor a file of the output passes it off as whole."""
     answer = None
     streamed = False
     try:
-        for event in a.engine.stream(question, **kwargs):
+        for event in events:
             if event.kind == "delta" and not as_json:
                 typer.echo(event.text, nl=False)
                 sys.stdout.flush()
@@ -396,59 +402,57 @@ def chat(
     conversation: Annotated[Optional[int], typer.Option("--conversation", "-c", help="Continue this saved conversation (an id from `history list`).")] = None,
 ) -> None:
     """A conversation in the terminal, saved to the history: follow-up questions are understood from it."""
-    from assistant.library.history import HistoryError, saved_sources
+    from assistant.conversation import Conversations, new_conversation
 
     a = _answer_app(library, chroma_url, backend, model, base_url, top_k=k)
     a.require_papers()
-    conv_id, history, numbering = None, [], {}
+    talk = Conversations(a)
+    conv = new_conversation()
     if resume or conversation is not None:
-        conv_id = conversation if conversation is not None else a.history.latest_conversation()
-        if conv_id is None:
-            raise UserError("no saved conversation to resume: start one with `assistant chat`")
-        saved = a.history.answers(conv_id)
-        for s in saved:
-            history += [{"role": "user", "content": s.question}, {"role": "assistant", "content": s.answer["answer"]}]
-            for src in s.sources:
-                numbering.setdefault(src["paper_id"], int(src["n"]))
-        title = a.history.conversation(conv_id).title
-        typer.echo(f"Resuming conversation {conv_id} ({title}, {len(saved)} answers)."
-                   + (f" Last question: {saved[-1].question}" if saved else ""))
+        conv = talk.resume(conversation)
+        last = f" Last question: {conv['turns'][-1]['question']}" if conv["turns"] else ""
+        typer.echo(f"Resuming conversation {conv['id']} ({conv['title']}, {len(conv['turns'])} answers).{last}")
     typer.echo("Ask about the papers; 'new' starts over, 'quit' or Ctrl-D ends.")
     saving = True
-    while True:
-        try:
-            question = input("\n> ").strip()
-        except EOFError:
-            typer.echo("")
-            return
-        if question.lower() in ("quit", "exit", "q"):
-            return
+    while (question := _read_question()) is not None:
         if question.lower() == "new":
-            conv_id, history, numbering = None, [], {}
+            conv = new_conversation()
             typer.echo("(new conversation)")
-            continue
-        if not question:
-            continue
-        try:
-            answer = _run_answer(a, question, False, history=history, numbering=numbering)
-        except UserError as exc:
-            typer.echo(f"error: {redact(str(exc))}", err=True)
-            continue
-        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
-        for src in answer.sources:
-            numbering.setdefault(src["paper_id"], int(src["n"]))
-        if saving:
-            try:
-                if conv_id is None:
-                    conv_id = a.history.new_conversation(question, a.settings.library)
-                papers = a.library.get_papers([s["paper_id"] for s in answer.sources])
-                answer_id = a.history.add_answer(conv_id, answer.to_dict(), saved_sources(answer.sources, papers),
-                                                 a.settings_used())
-                typer.echo(f"(saved as answer {answer_id} of conversation {conv_id}; rate it with "
-                           f"`assistant feedback {answer_id} --up` or --down)", err=True)
-            except HistoryError as exc:
-                saving = False
-                typer.echo(f"warning: this conversation is not being saved: {exc}", err=True)
+        elif question:
+            saving = _chat_turn(talk, conv, question, saving)
+
+
+def _read_question() -> str | None:
+    """The next line typed at `assistant chat`'s prompt, stripped; None when the user ends the chat."""
+    try:
+        question = input("\n> ").strip()
+    except EOFError:
+        typer.echo("")
+        return None
+    return None if question.lower() in ("quit", "exit", "q") else question
+
+
+def _chat_turn(talk, conv: dict, question: str, saving: bool) -> bool:
+    """Answer one question of `assistant chat` and save it (while ``saving``); returns whether to keep saving, which
+    stops, with a warning, at the first answer the history cannot take."""
+    from assistant.library.history import HistoryError
+
+    talk.add_question(conv, question)
+    try:
+        _show_answer(talk.stream(conv), False)
+    except UserError as exc:
+        typer.echo(f"error: {redact(str(exc))}", err=True)
+        return saving
+    if not saving:
+        return False
+    try:
+        answer_id = talk.save(conv)
+    except HistoryError as exc:
+        typer.echo(f"warning: this conversation is not being saved: {exc}", err=True)
+        return False
+    typer.echo(f"(saved as answer {answer_id} of conversation {conv['id']}; rate it with "
+               f"`assistant feedback {answer_id} --up` or --down)", err=True)
+    return True
 
 
 @app.command()

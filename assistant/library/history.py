@@ -345,14 +345,15 @@ class History:
 
 
 def saved_sources(sources: list[dict], papers: list) -> list[dict]:
-    """What is saved beside an answer: each of its sources (Answer.sources dicts) with the paper's full abstract,
-    arXiv id, categories and the file it came from (``papers``: the library's Paper records)."""
+    """What is saved beside an answer: each of its sources (source rows, or Answer.sources dicts) with the paper's
+    full abstract, arXiv id, categories and the file it came from (``papers``: the library's Paper records). A paper
+    the library no longer has keeps the abstract (or snippet) it came with."""
     by_id = {p.paper_id: p for p in papers}
     out = []
     for s in sources:
         row = {k: v for k, v in s.items() if k != "snippet"}
         p = by_id.get(s["paper_id"])
-        row["abstract"] = p.abstract if p is not None else s.get("snippet", "")
+        row["abstract"] = p.abstract if p is not None else s.get("abstract") or s.get("snippet", "")
         if p is not None:
             row.update(arxiv_id=p.arxiv_id, source=p.source, categories=list(p.categories),
                        authors=s.get("authors") or list(p.authors), date=s.get("date") or p.date, url=s.get("url") or p.url)

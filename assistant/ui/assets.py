@@ -1,14 +1,10 @@
-"""The chat page's theme, stylesheet and its one script (citation popover, copy buttons, question counter).
+"""The chat page's theme, its stylesheet and its one script (citation popover, copy buttons, question counter).
 
-The script only reads the page: the popover is built from the citation (its
-title holds the sentence that claim rests on) and the source card it links to
-(its data- attributes hold the title, authors, year, the paper's best evidence
-sentence and the verifier's verdict), so what it shows is exactly what the
-answer and the panel say. It is installed once through ``launch(js=...)`` and
-listens on the document, so Gradio re-rendering a message or the panel never
-detaches it. It also names each citation for screen readers ("Source 1: <title>,
-page 5") and opens the popover from the keyboard (Enter on a citation; Escape
-closes it and returns to the citation).
+The stylesheet and the script are files shipped in the package
+(``static/page.css``, ``static/page.js``: what each does is said there); this
+module reads them, adds the highlight colours (one rule per citation number,
+generated from ``COLOURS``), and hands the script the values it needs. The
+script is installed once through ``launch(js=...)``.
 
 Every text colour here and in the theme reaches WCAG AA against its background
 (4.5:1; 3:1 for large text), in the light and the dark scheme:
@@ -17,11 +13,13 @@ tests/ui/test_ui_a11y_browser.py measures each visible text on the page.
 
 from __future__ import annotations
 
+import json
+from importlib.resources import files
+
 import gradio as gr
 
 from assistant.ui.render import PALETTE
 
-MAX_QUESTION = 2000
 # System fonts only: the default theme pulls Google Fonts, which a machine offline (or private) cannot load.
 # The Soft theme's muted text (neutral 400: 2.4:1 on its light background), labels, tabs and buttons (indigo 500:
 # 3.6-4.5:1, hovered ones too) are darkened to reach 4.5:1; in the dark scheme the placeholder and the accent lighten.
@@ -47,6 +45,8 @@ assert len(COLOURS) == PALETTE
 
 
 def _palette_css(limit: int = 120) -> str:
+    """The highlight rules: a colour per class and one per citation number up to ``limit`` (generated here, as
+    the numbers and colours are the ones render.py numbers the cards with)."""
     rules = [f".hl-{i} {{ background: {c}; }}" for i, c in enumerate(COLOURS)]
     for n in range(1, limit + 1):
         c = COLOURS[(n - 1) % PALETTE]
@@ -54,281 +54,16 @@ def _palette_css(limit: int = 120) -> str:
     return "\n".join(rules)
 
 
-CSS = """
-.app-title h2 { margin: 0; }
-.app-title p { margin: 0; }
-#sources-panel { max-height: 78vh; overflow-y: auto !important; }
-@media (max-width: 768px) { #sources-panel { max-height: none; overflow-y: visible !important; } }
-.sources .legend { margin-top: 0; }
-details.turn { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 8px; margin-bottom: 8px; }
-details.turn > summary { cursor: pointer; font-weight: 600; }
-.turn-n { color: var(--body-text-color-subdued); }
-.src { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin-bottom: 8px; }
-.src.flash, .src:target { outline: 3px solid #2563eb; outline-offset: 1px; }
-.src-head { font-weight: 600; }
-.src-head a { color: inherit; }
-.src-meta, .src-line { color: var(--body-text-color-subdued); font-size: 0.85em; }
-.src-score meter { width: 60px; height: 8px; vertical-align: middle; }
-.num { border-radius: 4px; padding: 0 4px; color: #111; }
-blockquote.evidence { margin: 6px 0; padding: 4px 8px; border-left: 4px solid #9ca3af; color: #111; font-size: 0.92em; }
-.src-abstract { font-size: 0.9em; line-height: 1.45; }
-.src-abstract mark { color: #111; padding: 0 1px; }
-.badge { font-size: 0.75em; border-radius: 4px; padding: 1px 5px; margin-left: 4px; }
-.badge-ok { background: #dcfce7; color: #166534; }
-.badge-warn { background: #fee2e2; color: #991b1b; }
-.warn { background: #fff7ed; border-left: 3px solid #f97316; padding: 6px 10px; margin: 6px 0; font-size: 0.9em; color: #7c2d12; }
-.muted { color: var(--body-text-color-subdued); font-size: 0.85em; }
-.tools { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0; }
-.tools a.dl, .tools button { font-size: 0.8em; border: 1px solid var(--border-color-primary); border-radius: 6px;
-  padding: 2px 8px; background: var(--background-fill-secondary); color: var(--body-text-color); text-decoration: none; cursor: pointer; }
-.paper-list li { margin-bottom: 4px; }
-.gap { margin-bottom: 10px; }
-#chatbot a[href^="#src-"] { border-radius: 3px; padding: 0 2px; color: #1e3a8a; text-decoration: none; }
-.compare { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 12px; }
-.compare .side { border-left: 3px solid var(--border-color-primary); padding-left: 8px; }
-#cite-pop { position: fixed; z-index: 1000; box-sizing: border-box; max-width: min(420px, calc(100vw - 16px)); background: var(--background-fill-primary, #fff);
-  color: var(--body-text-color, #111); border: 1px solid #9ca3af; border-radius: 8px; padding: 10px 12px;
-  box-shadow: 0 6px 24px rgba(0,0,0,.18); font-size: 0.9em; line-height: 1.4; }
-#cite-pop .pop-title { font-weight: 600; }
-#cite-pop .pop-meta { color: var(--body-text-color-subdued); font-size: 0.9em; }
-#cite-pop blockquote { margin: 6px 0; padding: 4px 8px; border-left: 4px solid #9ca3af; color: #111; }
-#cite-pop .pop-verdict.bad { color: #991b1b; }
-#cite-pop .pop-verdict.ok { color: #166534; }
-#cite-pop .pop-actions { display: flex; gap: 12px; margin-top: 6px; }
-#cite-pop button { border: 1px solid #9ca3af; border-radius: 6px; padding: 2px 8px; background: transparent; color: inherit; }
-#cite-pop a { color: #1d4ed8; }
-#back-to-answer { position: fixed; bottom: 16px; right: 16px; z-index: 999; padding: 8px 12px; border-radius: 20px;
-  border: 1px solid #9ca3af; background: var(--background-fill-primary, #fff); color: var(--body-text-color, #111);
-  box-shadow: 0 4px 12px rgba(0,0,0,.2); }
-.skip-link { position: fixed; left: 8px; top: -60px; z-index: 2000; background: #1e3a8a; color: #fff !important;
-  padding: 8px 12px; border-radius: 6px; }
-.skip-link:focus { top: 8px; }
-#q-counter { font-size: 0.8em; color: var(--body-text-color-subdued); }
-#q-counter.over { color: #b91c1c; font-weight: 600; }
-/* The dark scheme: the same roles in lighter colours (each at least 4.5:1 on the dark background). One selector a
-   rule: Gradio scopes a custom rule to the page by rewriting the first ".dark" of its selector list only. */
-.dark { --color-accent: var(--primary-400); }
-.dark #cite-pop a { color: #93c5fd; }
-.dark #cite-pop .pop-verdict.bad { color: #fca5a5; }
-.dark #q-counter.over { color: #fca5a5; }
-.dark #cite-pop .pop-verdict.ok { color: #86efac; }
-#notice p { margin: 0; }
-/* A focus ring that is always visible, on every control a keyboard reaches. */
-textarea:focus-visible, input:focus-visible, button:focus-visible, a:focus-visible, summary:focus-visible,
-select:focus-visible, [tabindex]:focus-visible { outline: 3px solid #2563eb !important; outline-offset: 2px !important; }
-""" + _palette_css()
+def _static(name: str) -> str:
+    """A file of ``assistant/ui/static`` (shipped in the package), read through importlib.resources."""
+    return files("assistant.ui").joinpath("static", name).read_text(encoding="utf-8")
 
-JS = """
-() => {
-  if (window.__assistantPage) return;
-  window.__assistantPage = true;
-  const MAX = %(max)d;
-  const LINK = '#chatbot a[href^="#src-"]';
-  const pop = document.createElement('div');
-  pop.id = 'cite-pop'; pop.setAttribute('role', 'dialog'); pop.setAttribute('aria-label', 'Source'); pop.hidden = true;
-  document.body.appendChild(pop);
-  const touch = () => window.matchMedia('(hover: none)').matches;
-  let lastLink = null;
 
-  function cardFor(a) {
-    const id = decodeURIComponent((a.getAttribute('href') || '').slice(1));
-    return document.getElementById(id);
-  }
-  function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text) e.textContent = text; return e; }
-  function pageLink(a) {
-    const next = a.nextElementSibling;
-    return next && (next.getAttribute('href') || '').includes('#page=') ? next : null;
-  }
-  function pageOf(a) {  // "[3, p. 5]": the page after the number, linked to the PDF or plain text
-    const link = pageLink(a);
-    const text = link ? link.textContent : (a.nextSibling && a.nextSibling.nodeType === 3 ? a.nextSibling.textContent : '');
-    const m = /^,?\\s*p\\.\\s*(\\d+)/.exec(text || '');
-    return m ? m[1] : '';
-  }
-  function nameOf(a) {
-    const card = cardFor(a);
-    const n = (a.textContent || '').trim();
-    const page = pageOf(a);
-    return 'Source ' + n + (card && card.dataset.title ? ': ' + card.dataset.title : '') + (page ? ', page ' + page : '');
-  }
-  // Each citation is named for screen readers ("Source 1: <title>, page 5", not "1") and says it opens a dialog;
-  // Gradio adds and replaces messages and cards as answers stream, so the names follow the page.
-  let naming = 0;
-  function nameLinks() {
-    naming = 0;
-    document.querySelectorAll(LINK).forEach(a => {
-      const name = nameOf(a);
-      if (a.getAttribute('aria-label') !== name) a.setAttribute('aria-label', name);
-      if (a.getAttribute('aria-haspopup') !== 'dialog') { a.setAttribute('aria-haspopup', 'dialog'); a.setAttribute('aria-expanded', 'false'); }
-    });
-  }
-  new MutationObserver(() => { if (!naming) naming = setTimeout(nameLinks, 50); })
-    .observe(document.body, {childList: true, subtree: true});
-  function show(a, pinned) {
-    const card = cardFor(a);
-    if (!card) return;
-    if (a.title) { a.dataset.evidence = a.title; a.removeAttribute('title'); }  // the popover replaces the tooltip
-    const d = card.dataset;
-    if (lastLink && lastLink !== a) lastLink.setAttribute('aria-expanded', 'false');
-    pop.replaceChildren();
-    pop.setAttribute('aria-label', nameOf(a));
-    pop.appendChild(el('div', 'pop-title', '[' + d.n + '] ' + d.title));
-    if (d.meta) pop.appendChild(el('div', 'pop-meta', d.meta));
-    const page = pageLink(a);
-    // The sentence this claim rests on (the citation's title), else the paper's best (answers saved before claims).
-    const said = a.dataset.evidence || d.evidence;
-    if (said) { const q = el('blockquote', 'hl hl-' + ((+d.n - 1) %% %(palette)d), said); pop.appendChild(q); }
-    else pop.appendChild(el('div', 'pop-meta', 'No single sentence of the abstract was aligned to this claim.'));
-    if (d.verdict) pop.appendChild(el('div', 'pop-verdict ' + (d.verdict.startsWith('supported') ? 'ok' : 'bad'), 'Verifier: ' + d.verdict));
-    const actions = el('div', 'pop-actions');
-    const go = el('a', 'go', 'Show source card'); go.href = '#' + card.id; go.dataset.for = card.id;
-    actions.appendChild(go);
-    if (page || d.pdf) {
-      const open = el('a', 'pdf', page ? 'Open the PDF at ' + page.textContent : 'Open the PDF');
-      open.href = page ? page.getAttribute('href') : d.pdf; open.target = '_blank'; open.rel = 'noopener';
-      actions.appendChild(open);
-    }
-    if (pinned) { const c = el('button', 'close', 'Close'); c.type = 'button'; actions.appendChild(c); }
-    pop.appendChild(actions);
-    pop.dataset.pinned = pinned ? '1' : '';
-    pop.style.left = '0px'; pop.style.top = '0px';
-    pop.hidden = false;
-    const r = a.getBoundingClientRect();
-    const w = pop.offsetWidth, h = pop.offsetHeight;
-    let left = Math.max(0, Math.min(Math.max(8, r.left), window.innerWidth - w - 8));
-    let top = r.bottom + 6;
-    if (top + h > window.innerHeight - 8) top = Math.max(8, r.top - h - 6);
-    pop.style.left = left + 'px'; pop.style.top = top + 'px';
-    lastLink = a;
-    a.setAttribute('aria-expanded', 'true');
-  }
-  function hide() {
-    pop.hidden = true; pop.dataset.pinned = '';
-    if (lastLink) lastLink.setAttribute('aria-expanded', 'false');
-  }
-  function openCard(id) {
-    const card = document.getElementById(id);
-    if (!card) return;
-    for (let d = card.parentElement; d; d = d.parentElement) if (d.tagName === 'DETAILS') d.open = true;
-    document.querySelectorAll('.src.flash').forEach(x => x.classList.remove('flash'));
-    card.classList.add('flash');
-    // Beside the chat the panel scrolls on its own: move only it, so the answer stays where it was.
-    const panel = document.getElementById('sources-panel');
-    if (panel && panel.scrollHeight > panel.clientHeight + 4 && getComputedStyle(panel).overflowY !== 'visible') {
-      panel.scrollTop += card.getBoundingClientRect().top - panel.getBoundingClientRect().top - 8;
-    } else {
-      card.scrollIntoView({block: 'start'});
-    }
-    if (touch() && lastLink) {
-      let back = document.getElementById('back-to-answer');
-      if (!back) { back = el('button', '', '↑ Back to the answer'); back.id = 'back-to-answer'; back.type = 'button'; document.body.appendChild(back); }
-      back.hidden = false;
-    }
-  }
-  document.addEventListener('mouseover', e => {
-    const a = e.target.closest && e.target.closest(LINK);
-    if (a && !touch()) show(a, false);
-  });
-  document.addEventListener('mouseout', e => {
-    const a = e.target.closest && e.target.closest(LINK);
-    if (a && !pop.dataset.pinned && !(e.relatedTarget && pop.contains(e.relatedTarget))) hide();
-  });
-  pop.addEventListener('mouseleave', () => { if (!pop.dataset.pinned) hide(); });
-  // The keyboard: Enter on a citation opens the popover as a dialog with the focus in it (not the source card, as
-  // a click does); Escape closes it and returns to the citation; Tab out of it closes it too.
-  document.addEventListener('focusin', e => {
-    if (!pop.hidden && !pop.contains(e.target) && e.target !== lastLink) hide();
-  });
-  document.addEventListener('keydown', e => {
-    const a = e.target.closest && e.target.closest(LINK);
-    if (a && e.key === 'Enter' && !e.ctrlKey && !e.metaKey && !e.shiftKey && !e.altKey) {
-      e.preventDefault(); e.stopPropagation();  // no click: that would open the card instead
-      show(a, true);
-      const first = pop.querySelector('a, button');
-      if (first) first.focus();
-      return;
-    }
-    if (e.key === 'Escape' && !pop.hidden) {
-      const back = pop.contains(document.activeElement) ? lastLink : null;
-      hide();
-      if (back) back.focus();
-      return;
-    }
-    if (e.key === 'Tab' && pop.contains(e.target)) {
-      const stops = [...pop.querySelectorAll('a, button')];
-      if ((e.shiftKey && e.target === stops[0]) || (!e.shiftKey && e.target === stops[stops.length - 1])) {
-        e.preventDefault(); const back = lastLink; hide(); if (back) back.focus();
-      }
-    }
-  }, true);
-  // On a touch screen a tap on [n] pins the popover at touchend: the click that follows may land on the
-  // paragraph beside a small superscript link (the browser adjusts a tap's point), so it is not waited for.
-  let touchedLink = null;
-  document.addEventListener('touchstart', e => { touchedLink = e.target.closest && e.target.closest(LINK); }, {capture: true, passive: true});
-  document.addEventListener('touchmove', () => { touchedLink = null; }, {capture: true, passive: true});
-  document.addEventListener('touchend', e => {
-    const a = touchedLink; touchedLink = null;
-    if (a && e.cancelable) { e.preventDefault(); show(a, true); }  // preventDefault: no click after it
-  }, {capture: true, passive: false});
-  document.addEventListener('click', e => {
-    const t = e.target;
-    const a = t.closest && t.closest(LINK);
-    if (a) {
-      e.preventDefault(); e.stopPropagation();
-      const id = decodeURIComponent(a.getAttribute('href').slice(1));
-      if (touch()) show(a, true); else { hide(); lastLink = a; openCard(id); }
-      return;
-    }
-    const pageLink = t.closest && t.closest('#chatbot a[href*="#page="]');
-    if (pageLink) { e.preventDefault(); e.stopPropagation(); window.open(pageLink.getAttribute('href'), '_blank', 'noopener'); return; }
-    const go = t.closest && t.closest('#cite-pop a.go');
-    if (go) { e.preventDefault(); hide(); openCard(go.dataset.for); return; }
-    if (t.closest && t.closest('#cite-pop .close')) { hide(); return; }
-    if (t.id === 'back-to-answer') { t.hidden = true; if (lastLink) lastLink.scrollIntoView({block: 'center'}); return; }
-    const copy = t.closest && t.closest('button.copy-md');
-    if (copy) {
-      const src = document.getElementById(copy.dataset.from);
-      const text = src ? decodeURIComponent(src.getAttribute('href').split(',').slice(1).join(',')) : '';
-      const done = () => { copy.textContent = 'Copied ✓'; setTimeout(() => { copy.textContent = 'Copy as Markdown'; }, 2000); };
-      if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, () => fallback(text, done));
-      else fallback(text, done);
-      return;
-    }
-    if (pop.dataset.pinned && !pop.contains(t)) hide();
-  }, true);
-  function fallback(text, done) {
-    const ta = document.createElement('textarea'); ta.value = text; document.body.appendChild(ta); ta.select();
-    try { document.execCommand('copy'); done(); } finally { ta.remove(); }
-  }
-  // A short way to the question from the keyboard: the first Tab reaches "Skip to the question", and "/" jumps there.
-  const focusQuestion = () => { const box = document.querySelector('#question textarea'); if (box) { box.focus(); return true; } return false; };
-  const skip = el('a', 'skip-link', 'Skip to the question');
-  skip.href = '#question'; skip.id = 'skip-to-question';
-  skip.addEventListener('click', e => { e.preventDefault(); focusQuestion(); });
-  document.body.insertBefore(skip, document.body.firstChild);
-  document.addEventListener('keydown', e => {
-    const t = e.target;
-    const typing = t && (t.tagName === 'TEXTAREA' || t.tagName === 'INPUT' || t.isContentEditable);
-    if (e.key === '/' && !typing && !e.ctrlKey && !e.metaKey && !e.altKey && focusQuestion()) e.preventDefault();
-  });
-  // On a phone the conversation list would cover the chat: start with it folded (its toggle opens it).
-  if (window.matchMedia('(max-width: 768px)').matches) {
-    let tries = 0;
-    const fold = setInterval(() => {
-      const bar = document.querySelector('#sidebar.open');
-      if (bar) { bar.querySelector('.toggle-button').click(); clearInterval(fold); }
-      if (++tries > 50) clearInterval(fold);
-    }, 100);
-  }
-  // The question counter follows the box (typing, pasting, and the page clearing it after a question).
-  setInterval(() => {
-    const box = document.querySelector('#question textarea');
-    const counter = document.getElementById('q-counter');
-    if (!box || !counter) return;
-    const n = box.value.length;
-    const text = n > MAX ? n.toLocaleString('en') + ' / ' + MAX.toLocaleString('en') + ' characters: ' + (n - MAX).toLocaleString('en') + ' too many'
-                         : n.toLocaleString('en') + ' / ' + MAX.toLocaleString('en') + ' characters';
-    if (counter.textContent !== text) { counter.textContent = text; counter.classList.toggle('over', n > MAX); }
-  }, 200);
-}
-""" % {"max": MAX_QUESTION, "palette": PALETTE}
+CSS = _static("page.css") + _palette_css()
+
+
+def page_script(max_question_chars: int) -> str:
+    """The page's script (``static/page.js``, a function of its config) as Gradio runs it on load: called with the
+    longest question the page takes and the number of highlight colours, written as JSON (never spliced as text)."""
+    config = json.dumps({"maxQuestionChars": int(max_question_chars), "palette": PALETTE})
+    return f"() => (\n{_static('page.js')})({config})"

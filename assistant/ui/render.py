@@ -2,12 +2,15 @@
 
 Pure functions from answers to strings, kept apart from ``assistant.ui.page``
 (which wires Gradio events) so they can be read and tested without a browser.
+The HTML is written in Jinja2 templates (``templates/*.html.j2``, autoescaped:
+every value is text unless a template is handed HTML this module made), the
+Markdown here, escaped by ``untrusted.md_text`` (HTML escaping is not Markdown's).
 Nothing here retrieves, ranks or checks: the sentence highlighted for a
 citation, its support score and the ⚠ on an unsupported sentence all come
 from the verifier's results in the Answer.
 
-A *turn* is one question and its answer as the page keeps and saves it:
-``{"id", "question", "answer": Answer.to_dict() or None, "sources": [source dicts with abstracts], "error"}``.
+A *turn* is one question and its answer as ``assistant.conversation`` keeps and saves it:
+``{"id", "question", "answer": Answer.to_dict() or None, "sources": [source rows with abstracts], "settings", "error"}``.
 Turn ``t`` (1-based in its conversation) links its [n] to the card ``#src-{n}-t{t}``; the
 numbers are the conversation's, so [n] names one paper in every answer.
 """
@@ -16,10 +19,16 @@ from __future__ import annotations
 
 import html
 import re
+from functools import cache
 from pathlib import Path
 from urllib.parse import quote
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2.ext import Extension
+from markupsafe import Markup
+
 from assistant.answering.citations import format_mark, parse_cited_pages
+from assistant.conversation import source_row
 from assistant.core.secrets import redact
 from assistant.core.text import CITATION, split_sentences
 from assistant.core.types import DECLINE_PHRASE
@@ -225,36 +234,24 @@ def chat_messages(turns: list[dict]) -> list[dict]:
 # -- sources panel -------------------------------------------------------------
 
 
-def highlight(abstract: str, evidence: list[str], css: str = "") -> str:
+def highlight(abstract: str, evidence: list[str], css: str = "") -> Markup:
     """The abstract as HTML with the verifier's evidence sentences (what the citing sentences rest on) in <mark>."""
+    # A join over the abstract's sentences, each escaped: shorter here than as a template loop.
     sentences = split_sentences(abstract)
     wanted = {_plain(e) for e in evidence if e}
-    open_tag = f'<mark class="{css}">' if css else "<mark>"
-    return " ".join(
+    open_tag = f'<mark class="{html.escape(css)}">' if css else "<mark>"
+    return Markup(" ".join(
         f"{open_tag}{html.escape(s)}</mark>" if _plain(s) in wanted else html.escape(s) for s in sentences
-    )
+    ))
 
 
 def _plain(text: str) -> str:
     return " ".join(CITATION.sub(" ", text).split()).lower()
 
 
-def _attr(text) -> str:
-    return html.escape(str(text or ""), quote=True)
-
-
 def relevance_of(source: dict) -> float | None:
     value = source.get("relevance")
     return float(value) if isinstance(value, (int, float)) else None
-
-
-def _relevance_html(source: dict) -> str:
-    value = relevance_of(source)
-    if value is None:
-        return ""
-    shown = max(0.0, min(1.0, value))
-    return (f'<span class="src-score" title="{_attr(RELEVANCE_HELP)}">relevance {value:.2f} '
-            f'<meter min="0" max="1" value="{shown:.3f}"></meter></span>')
 
 
 def meta_line(source: dict) -> str:
@@ -279,172 +276,79 @@ def _verdict(citation: dict | None) -> str:
 
 
 def card_html(source: dict, citation: dict | None, turn: int | None) -> str:
-    """One source card: number, linked title, authors · year · id · file, relevance, the cited sentence first,
-    the abstract folded. Its data- attributes feed the citation popover."""
+    """One source card (``templates/card.html.j2``): number, linked title, authors · year · id · file, relevance,
+    the cited sentence first, the abstract folded. Its data- attributes feed the citation popover."""
     n = int(source["n"])
-    colour = f"hl hl-{(n - 1) % PALETTE}"
-    evidence = citation.get("evidence") if citation else ""
+    evidence = (citation.get("evidence") if citation else "") or ""
     page = citation.get("page") if citation else None
-    meta = meta_line(source) + (f" · p. {page}" if page else "")
-    link = export.link_of(source)
-    title = html.escape(source.get("title", ""))
-    title_html = f'<a href="{_attr(link)}" target="_blank" rel="noopener">{title}</a>' if link else title
-    badge = ""
-    if citation is not None:
-        cls = "badge-ok" if citation["supported"] else "badge-warn"
-        badge = f'<span class="badge {cls}" title="the verifier\'s score for the sentences citing it">cited · {html.escape(_verdict(citation))}</span>'
-    abstract = source.get("abstract") or source.get("snippet") or ""
-    body = highlight(abstract, [evidence], colour) if evidence else html.escape(abstract)
     pdf = source.get("pdf") or ""
     rested = (citation or {}).get("passages") or []
-    if rested:  # a full text: each passage the answer rests on, with its page (linked to the PDF at that page)
-        quote_html = "".join(
-            f'<blockquote class="evidence {colour}">{_page_link(pdf, p.get("page"))}{html.escape(p.get("evidence") or "")}'
-            f"</blockquote>" for p in rested[:4])
-    else:
-        quote_html = f'<blockquote class="evidence {colour}">{html.escape(evidence)}</blockquote>' if evidence else ""
-    pdf_html = ""
-    if pdf:
-        label = f"Open the PDF at p. {page}" if page else f"Open the PDF ({source.get('pages') or '?'} pages)"
-        pdf_html = f'<a class="pdf-link" href="{_attr(pdf_url(pdf, page))}" target="_blank" rel="noopener">{html.escape(label)}</a>'
-    passages_html = ""
-    if source.get("passages"):
-        items = "".join(f'<li>{_page_link(pdf, p.get("page"))}{highlight(p.get("text") or "", [e.get("evidence") for e in rested], colour)}</li>'
-                        for p in source["passages"])
-        passages_html = f'<details class="src-passages"><summary>Passages found</summary><ul>{items}</ul></details>'
-    return (
-        f'<div class="src" id="{anchor(n, turn)}" data-n="{n}" data-title="{_attr(source.get("title"))}" '
-        f'data-meta="{_attr(meta)}" data-evidence="{_attr(evidence)}" data-verdict="{_attr(_verdict(citation))}" '
-        f'data-pdf="{_attr(pdf_url(pdf, page) if pdf else "")}" data-page="{_attr(page or "")}">'
-        f'<div class="src-head"><span class="num {colour}">[{n}]</span> {title_html}</div>'
-        f'<div class="src-meta">{html.escape(meta)}</div>'
-        f'<div class="src-line">{_relevance_html(source)}{badge}{pdf_html}</div>'
-        f"{quote_html}{passages_html}"
-        f'<details class="src-abstract"><summary>Abstract</summary>{body}</details></div>'
-    )
-
-
-def _page_link(pdf: str, page) -> str:
-    """"p. 5 · " before a passage, linked to the PDF at that page when the file is known."""
-    if not page:
-        return ""
-    if not pdf:
-        return f'<span class="page">p. {int(page)}</span> · '
-    return (f'<a class="page" href="{_attr(pdf_url(pdf, page))}" target="_blank" rel="noopener" '
-            f'title="Open the PDF at page {int(page)}">p. {int(page)}</a> · ')
+    return _render(
+        "card.html.j2", n=n, anchor=anchor(n, turn), colour=f"hl hl-{(n - 1) % PALETTE}", citation=citation,
+        title=source.get("title") or "", link=export.link_of(source),
+        meta=meta_line(source) + (f" · p. {page}" if page else ""), relevance_value=relevance_of(source),
+        evidence=evidence, verdict=_verdict(citation), page=page, pdf=pdf, pdf_href=pdf_url(pdf, page),
+        pdf_label=f"Open the PDF at p. {page}" if page else f"Open the PDF ({source.get('pages') or '?'} pages)",
+        rested=rested, rested_evidence=[e.get("evidence") for e in rested], passages=source.get("passages") or [],
+        abstract=source.get("abstract") or source.get("snippet") or "")
 
 
 def _by_relevance(sources: list[dict]) -> list[dict]:
     return sorted(sources, key=lambda s: (-(relevance_of(s) if relevance_of(s) is not None else -1.0), int(s["n"])))
 
 
-def _download(text: str, name: str, label: str, mime: str) -> str:
-    return (f'<a class="dl" href="data:{mime};charset=utf-8,{quote(redact(text))}" download="{_attr(name)}" '
-            f'role="button">{html.escape(label)}</a>')
-
-
-def _turn_tools(turn: dict, t: int) -> str:
-    md = export.answer_markdown(turn)
-    tools = [f'<button type="button" class="copy-md" data-from="md-t{t}">Copy as Markdown</button>',
-             _download(md, f"answer-{t}.md", "Answer .md", "text/markdown").replace('class="dl"', f'class="dl" id="md-t{t}"')]
-    papers = export.cited_sources(turn)
-    if papers:
-        tools += [_download(export.bibtex(papers), f"answer-{t}.bib", ".bib", "application/x-bibtex"),
-                  _download(export.ris(papers), f"answer-{t}.ris", ".ris", "application/x-research-info-systems")]
-    return f'<div class="tools">{"".join(tools)}</div>'
-
-
 def turn_html(turn: dict, t: int | None, open_: bool = True) -> str:
-    """The panel section of one answer: what it lacks, its cited papers (by relevance), then the others folded."""
+    """The panel section of one answer (``templates/turn.html.j2``): what it lacks, its cited papers (by relevance),
+    then the others folded; for answer ``t`` of a conversation, folded under its title with its exports."""
     a = turn.get("answer")
     sources = turn.get("sources") or []
-    parts = []
-    if a is not None and a.get("declined"):
-        reason = f" Why: {a['decline_reason']}." if a.get("decline_reason") else ""
-        parts.append(f'<p class="warn">{html.escape(DECLINE_PHRASE + reason)}</p>')
-    if a is not None and a.get("unanswered_parts"):
-        parts.append(f'<p class="warn">Not in the sources: {html.escape("; ".join(a["unanswered_parts"]))}</p>')
-    for n in (a or {}).get("dropped_citations") or []:
-        parts.append(f'<p class="warn">[{n}] dropped: no such source</p>')
-    if a is not None and a.get("unsupported_sentences"):
-        items = "".join(f"<li>{html.escape(s)}</li>" for s in a["unsupported_sentences"])
-        parts.append(f'<div class="warn">Not supported by the cited abstracts:<ul>{items}</ul></div>')
-    if turn.get("error"):
-        parts.append(f'<p class="warn">{html.escape(turn["error"])}</p>')
-    if not sources and a is None and not turn.get("error"):
-        parts.append('<p class="muted">Searching the library…</p>')
-
     citations = {c["n"]: c for c in (a or {}).get("citations") or []}
-    cited = _by_relevance([s for s in sources if int(s["n"]) in citations])
-    others = _by_relevance([s for s in sources if int(s["n"]) not in citations])
-    if a is None and sources and not turn.get("error"):
-        parts.append(f'<p class="muted">Writing the answer from {len(sources)} papers…</p>')
-    if cited:
-        parts.append(f"<h4>Cited papers ({len(cited)})</h4>")
-        parts += [card_html(s, citations[int(s["n"])], t) for s in cited]
-    if others:
-        label = "Retrieved papers" if a is None else f"Other retrieved papers ({len(others)}, not cited)"
-        cards = "".join(card_html(s, None, t) for s in others)
-        parts.append(f"<details class=\"others\"{' open' if a is None else ''}><summary>{label}</summary>{cards}</details>")
-    if a is not None and a.get("standalone_question"):
-        parts.append(f'<p class="muted searched">searched for: {html.escape(a["standalone_question"])}</p>')
-    if a is not None:
-        secs = (a.get("timings") or {}).get("total_ms", 0) / 1000
-        # data-question marks the section as finished for this question (scripts and tests wait on it).
-        parts.append(f'<p class="muted src-footer" data-question="{_attr(a["question"])}">'
-                     f"{html.escape(a.get('backend', ''))} · {html.escape(a.get('model', ''))} · {secs:.1f} s</p>")
-    if t is None:
-        return "".join(parts)
-    tools = _turn_tools(turn, t) if a is not None else ""
-    summary = (f'<summary><span class="turn-n">Answer {t}</span> {html.escape(export.title_line(turn["question"]))}'
-               f'{f" <span class=muted>· {len(cited)} cited</span>" if a is not None else ""}</summary>')
-    return f'<details class="turn" id="turn-{t}"{" open" if open_ else ""}>{summary}{tools}{"".join(parts)}</details>'
+    # The cards are HTML this module made: Markup, so the template writes them as they are.
+    cards = [(int(s["n"]) in citations, Markup(card_html(s, citations.get(int(s["n"])), t)))
+             for s in _by_relevance(sources)]
+    cited = [card for is_cited, card in cards if is_cited]
+    others = [card for is_cited, card in cards if not is_cited]
+    exports = {}
+    if a is not None and t is not None:
+        papers = export.cited_sources(turn)
+        exports = dict(markdown=export.answer_markdown(turn), papers=papers,
+                       bibtex=export.bibtex(papers) if papers else "", ris=export.ris(papers) if papers else "")
+    return _render("turn.html.j2", t=t, open=open_, answer=a, sources=sources, error=turn.get("error") or "",
+                   cited=cited, others=others, decline_phrase=DECLINE_PHRASE,
+                   seconds=((a or {}).get("timings") or {}).get("total_ms", 0) / 1000,
+                   title=export.title_line(turn["question"]) if t is not None else "", **exports)
 
 
 def panel_html(turns: list[dict], selected: int | None = None, title: str = "") -> str:
-    """The sources panel for a conversation: the newest (or ``selected``, 0-based) answer open, older ones folded;
-    the legend of the relevance scale; the whole conversation's exports when something was answered."""
-    if not turns:
-        return ('<div class="sources"><p class="muted">No sources yet: ask a question. Each answer keeps its own '
-                "sources here, numbered once for the whole conversation.</p></div>")
+    """The sources panel for a conversation (``templates/panel.html.j2``): the newest (or ``selected``, 0-based)
+    answer open, older ones folded; the legend of the relevance scale; the whole conversation's exports when
+    something was answered."""
     selected = len(turns) - 1 if selected is None or not 0 <= selected < len(turns) else selected
-    parts = ['<div class="sources">', f'<p class="muted legend">{html.escape(RELEVANCE_HELP.capitalize())}.</p>']
+    sections = [Markup(turn_html(turns[i], i + 1, open_=i == selected)) for i in reversed(range(len(turns)))]
     answered = [t for t in turns if t.get("answer") is not None and not t.get("error")]
+    exports = {"markdown": "", "papers": [], "name": "", "bibtex": "", "ris": ""}
     if answered:
         name = re.sub(r"[^a-z0-9]+", "-", (title or answered[0]["question"]).lower()).strip("-")[:40] or "conversation"
-        tools = [_download(export.conversation_markdown(title, answered), f"{name}.md", "Conversation .md", "text/markdown")]
         papers = export.cited_papers(answered)
-        if papers:
-            tools += [_download(export.bibtex(papers), f"{name}.bib", "All cited .bib", "application/x-bibtex"),
-                      _download(export.ris(papers), f"{name}.ris", "All cited .ris", "application/x-research-info-systems")]
-        parts.append(f'<div class="tools conv-tools">{"".join(tools)}</div>')
-    for i in reversed(range(len(turns))):
-        parts.append(turn_html(turns[i], i + 1, open_=i == selected))
-    parts.append("</div>")
-    return "".join(parts)
+        exports = dict(markdown=export.conversation_markdown(title, answered), papers=papers, name=name,
+                       bibtex=export.bibtex(papers) if papers else "", ris=export.ris(papers) if papers else "")
+    return _render("panel.html.j2", sections=sections, **exports)
 
 
 def sources_html(sources: list, answer=None, pending: bool = False) -> str:
     """The panel for one answer outside a conversation (the /chat API and single questions): ``sources`` are the
     engine's Source objects, ``answer`` the final Answer or None while it is being written."""
-    turn = {"question": answer.question if answer is not None else "", "sources": [source_dict(s) for s in sources],
+    turn = {"question": answer.question if answer is not None else "", "sources": [source_row(s) for s in sources],
             "answer": answer.to_dict() if answer is not None else None}
     if not sources and answer is None:
         return panel_html([])
+    # One line of HTML around a template's output: a template of its own would say no more.
     return f'<div class="sources">{turn_html(turn, None)}</div>'
 
 
-def source_dict(source, cited: bool = False, paper=None) -> dict:
-    """A Source (with its abstract) as the dict a turn keeps, with the paper's ids and file when known."""
-    out = {"n": source.n, "paper_id": source.paper_id, "title": source.title, "abstract": source.abstract,
-           "authors": list(source.authors), "date": source.date, "url": source.url, "score": round(source.score, 4),
-           "relevance": None if source.relevance is None else round(source.relevance, 4), "cited": cited}
-    if getattr(source, "pages", 0):  # a full text: its PDF and the passages retrieved for this question
-        out.update(pdf=source.pdf, pages=source.pages, passages=[dict(p) for p in source.passages])
-    if paper is not None:
-        out.update(arxiv_id=paper.arxiv_id, source=paper.source, categories=list(paper.categories),
-                   authors=out["authors"] or list(paper.authors), date=out["date"] or paper.date, url=out["url"] or paper.url)
-    return out
+def question_counter_html(limit: int) -> str:
+    """The counter under the question box (the page's script updates it as the user types)."""
+    return _render("question_counter.html.j2", limit=limit)
 
 
 # -- library tab ---------------------------------------------------------------
@@ -452,41 +356,21 @@ def source_dict(source, cited: bool = False, paper=None) -> dict:
 
 def paper_list_html(rows: list[dict], heading: str) -> str:
     """Papers, each {paper_id, title, abstract, authors, date, url, source, relevance (or None)}: the title and its
-    facts, the abstract folded."""
-    if not rows:
-        return f'<p class="muted">{html.escape(heading)}: no papers.</p>'
-    items = []
-    for row in rows:
-        link = export.link_of(row)
-        title = html.escape(row["title"])
-        items.append(
-            f'<li><details><summary>{title} {_relevance_html(row)}</summary>'
-            f'<div class="src-meta">{html.escape(meta_line(row))}'
-            f'{f" · <a href={chr(34)}{_attr(link)}{chr(34)} target=_blank rel=noopener>link</a>" if link else ""}</div>'
-            f'<div class="src-abstract">{html.escape(row.get("abstract", ""))}</div></details></li>'
-        )
-    return f'<p class="muted">{html.escape(heading)}</p><ol class="paper-list">{"".join(items)}</ol>'
+    facts, the abstract folded (``templates/paper_list.html.j2``)."""
+    items = [{"title": row["title"], "relevance": relevance_of(row), "meta": meta_line(row),
+              "link": export.link_of(row), "abstract": row.get("abstract", "")} for row in rows]
+    return _render("paper_list.html.j2", rows=items, heading=heading)
 
 
 def gaps_html(groups: list) -> str:
-    """What the library does not know: declined and partly answered questions grouped by topic."""
-    if not groups:
-        return ('<p class="muted">No question has been declined or only partly answered yet. When one is, it is '
-                "listed here by topic, so you know which papers to add.</p>")
-    n = sum(len(g.answers) for g in groups)
-    parts = [f'<p class="muted">{n} question{"s" if n != 1 else ""} the library could not fully answer, by topic (most '
-             "asked first). Papers on these would fill the gaps.</p>"]
-    for g in groups:
-        items = "".join(
-            f'<li>{html.escape(a.question)} <span class="muted">({"declined" if a.answerability == "decline" else "partial"}'
-            f', {a.created[:10]})</span></li>' for a in g.answers[:8])
-        missing = f'<div class="muted">missing: {html.escape("; ".join(g.missing[:3]))}</div>' if g.missing else ""
-        parts.append(f'<div class="gap"><b>{html.escape(g.topic)}</b> · {len(g.answers)}{missing}<ul>{items}</ul></div>')
-    return "".join(parts)
+    """What the library does not know: declined and partly answered questions grouped by topic
+    (``templates/gaps.html.j2``)."""
+    return _render("gaps.html.j2", groups=groups, asked=sum(len(g.answers) for g in groups))
 
 
 def overview_markdown(count: int, library: str, topics: list[str], files: list[tuple[str, int]]) -> str:
     """The empty chat's text: what the library holds and how to ask."""
+    # Markdown, not HTML: Jinja's HTML escaping would not make it safe (md_text and md_code do), so no template.
     if count == 0:
         return (f"### The library {md_code(library)} is empty\nAdd papers in the **Library** tab (.txt, .json, .jsonl, .csv, "
                 ".bib, PDF), or run `assistant ingest PATH`; then ask about them here.")
@@ -519,3 +403,50 @@ def ingest_summary(report, filename: str) -> str:
             where = f"{Path(s.file).name}:{s.line}" if s.line else Path(s.file).name
             lines.append(f"- {md_text(where)}: {md_text(s.reason)}")
     return "\n".join(lines)
+
+
+# -- templates -----------------------------------------------------------------
+
+
+class _LayoutLines(Extension):
+    """Line breaks in a template are layout, not output: a line break and the indentation after it are dropped, or
+    become one space where they fall inside an HTML tag (between its attributes). So a template reads one element a
+    line and renders the compact HTML the page has always had; a space that matters between two elements is written
+    inside a line."""
+
+    _COMMENT = re.compile(r"\{#.*?#\}", re.S)
+    _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        lines = self._COMMENT.sub("", source).split("\n")
+        out, in_tag = [], False
+        for i, line in enumerate(lines):
+            text = line if i == 0 else line.lstrip()
+            if out:
+                out.append(" " if in_tag else "")
+            out.append(text)
+            markup = self._JINJA.sub("", text)
+            opened, closed = markup.rfind("<"), markup.rfind(">")
+            in_tag = opened > closed or (in_tag and closed < 0)
+        return "".join(out).strip()
+
+
+def _html_text(value):
+    """Every value a template writes, escaped as the page always has (``html.escape``: &quot; &#x27;); Markup (HTML
+    this module made, or a template's own) passes as it is. Autoescaping stays on behind it."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return Markup(html.escape(value))
+    return value
+
+
+@cache
+def _templates() -> Environment:
+    env = Environment(loader=PackageLoader("assistant.ui", "templates"), autoescape=True, finalize=_html_text,
+                      undefined=StrictUndefined, extensions=[_LayoutLines], keep_trailing_newline=False)
+    env.globals.update(RELEVANCE_HELP=RELEVANCE_HELP, pdf_url=pdf_url, highlight=highlight,
+                       data_url_text=lambda text: quote(redact(text)))
+    return env
+
+
+def _render(template: str, **context) -> str:
+    return str(_templates().get_template(template).render(**context))

@@ -1,22 +1,22 @@
-"""The chat page's handlers: one conversation per browser session, answered through App's engine, saved to history.
+"""The chat page's handlers: one conversation per browser session, kept, answered and saved by the conversation
+service (``assistant.conversation``) that ``assistant chat`` uses too.
 
-``ChatPage`` holds the App (and one App per other usable backend) and the
-conversation History. A conversation is a plain dict kept in the page's state::
+``ChatPage`` holds the App and the ``Conversations`` over it (which answers with
+each usable backend and saves to the History). A conversation is the service's
+plain dict, kept in the page's state, plus the answer whose sources the panel
+shows::
 
     {"id": conversation id in the history or None, "title": str, "turns": [turn, ...], "selected": index or None}
 
-with turns as ``assistant.ui.render`` describes them. Each answer keeps its own
-sources; the engine is handed the conversation's numbering so a paper keeps its
-[n] across follow-ups. Rendering lives in ``render``; no retrieval or answer
-logic lives here. Known failures (backend, store, history, bad input) become a
-message on the page, never a traceback, and the page keeps working.
+Rendering lives in ``render``; no retrieval, answer or numbering logic lives
+here. Known failures (backend, store, history, bad input) become a message on
+the page, never a traceback, and the page keeps working.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import threading
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -24,6 +24,8 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.app import App
+from assistant.conversation import Conversations
+from assistant.conversation import new_conversation as new_service_conversation
 from assistant.core.errors import UserError
 from assistant.core.secrets import mask_url, redact
 from assistant.library.history import REASONS, HistoryError, group_gaps
@@ -33,7 +35,6 @@ from assistant.ui.untrusted import md_code, md_text
 log = logging.getLogger(__name__)
 
 MODES = {"Ask": None, "Compare": "compare", "Summarize": "summarize"}
-MAX_QUESTION = 2000
 BROWSE_LIMIT = 300  # titles listed without a search; a big library is browsed by searching
 OVERVIEW_LIMIT = 20_000  # papers read for the empty page's topics; a bigger library shows only its count
 CONVERSATIONS_SHOWN = 30
@@ -63,28 +64,8 @@ def cut_off(message: str, streamed: str) -> str:
 
 
 def new_conversation() -> dict:
-    return {"id": None, "title": "", "turns": [], "selected": None}
-
-
-def answered(turns: list[dict]) -> list[dict]:
-    return [t for t in turns if t.get("answer") is not None and not t.get("error")]
-
-
-def engine_history(turns: list[dict]) -> list[dict]:
-    """Earlier answered turns as the engine's history (plain text, the engine's own [n])."""
-    out = []
-    for t in answered(turns):
-        out += [{"role": "user", "content": t["question"]}, {"role": "assistant", "content": t["answer"]["answer"]}]
-    return out
-
-
-def numbering(turns: list[dict]) -> dict[str, int]:
-    """{paper_id: n} over a conversation's answers: the numbers its next answer keeps."""
-    out: dict[str, int] = {}
-    for t in answered(turns):
-        for s in t["sources"]:
-            out.setdefault(s["paper_id"], int(s["n"]))
-    return out
+    """A new conversation as the page keeps it: the service's, and no answer selected in the panel."""
+    return dict(new_service_conversation(), selected=None)
 
 
 class ChatPage:
@@ -92,9 +73,8 @@ class ChatPage:
 
     def __init__(self, app: App, history=None):
         self.app = app
-        self.history = history if history is not None else app.history
-        self._apps: dict[str, App] = {app.settings.backend: app}
-        self._lock = threading.Lock()
+        self.conversations = Conversations(app, history)
+        self.history = self.conversations.history
 
     # -- backends ------------------------------------------------------------------
 
@@ -135,16 +115,7 @@ class ChatPage:
         return "\n\n".join(lines)
 
     def engine(self, backend: str | None):
-        return self._app(backend).engine
-
-    def _app(self, backend: str | None) -> App:
-        name = backend or self.default_backend()
-        with self._lock:
-            if name not in self._apps:
-                # Same store client and embedding model; only the backend differs.
-                settings = self.app.settings.with_overrides(backend=name)
-                self._apps[name] = App(settings, embedder=self.app.embedder, client=self.app.client)
-            return self._apps[name]
+        return self.conversations.app_for(backend or self.default_backend()).engine
 
     # -- questions -----------------------------------------------------------------
 
@@ -152,8 +123,9 @@ class ChatPage:
         """A message for a question that cannot be asked, or None."""
         if not question.strip():
             return "⚠️ Please type a question."
-        if len(question) > MAX_QUESTION:
-            return f"⚠️ That question is {len(question):,} characters long; please keep it under {MAX_QUESTION:,}."
+        limit = self.app.settings.max_question_chars
+        if len(question) > limit:
+            return f"⚠️ That question is {len(question):,} characters long; please keep it under {limit:,}."
         if self.app.library.count_papers() == 0:
             return "⚠️ The library is empty: upload papers in the Library tab first."
         return None
@@ -221,26 +193,22 @@ class ChatPage:
         if problem:
             kept = " Your text is still in the box." if question.strip() else ""
             return question, conv, problem + kept, None
-        turns.append({"id": None, "question": question.strip(), "answer": None, "sources": [], "error": ""})
+        self.conversations.add_question(conv, question)
         conv["selected"] = None
         return "", conv, "", question.strip()
 
     def answer(self, pending: str | None, conv: dict, mode: str = "Ask", backend: str | None = None, k=None):
         """Answer the question ``accept`` took, streaming: yields (chat messages, panel, conversation, notice)."""
-        if not pending or not conv["turns"]:
-            yield render.chat_messages(conv["turns"]), render.panel_html(conv["turns"]), conv, gr.skip()
-            return
         turns = conv["turns"]
+        if not pending or not turns:
+            yield render.chat_messages(turns), render.panel_html(turns), conv, gr.skip()
+            return
         turn, t = turns[-1], len(turns)
-        earlier = turns[:-1]
-        name = backend or self.default_backend()
         text = ""
         try:
-            events = self.engine(name).stream(turn["question"], mode=MODES.get(mode), k=int(k) if k else None,
-                                              history=engine_history(earlier), numbering=numbering(earlier))
-            for event in events:
+            for event in self.conversations.stream(conv, backend=backend or self.default_backend(),
+                                                   mode=MODES.get(mode), k=k):
                 if event.kind == "sources":
-                    turn["sources"] = [render.source_dict(s) for s in event.sources]
                     yield render.chat_messages(turns), render.panel_html(turns, title=conv["title"]), conv, gr.skip()
                 elif event.kind == "delta":
                     text += event.text
@@ -249,32 +217,16 @@ class ChatPage:
                     messages[-1]["content"] = render.linkify(text, turn=t, pdfs=pdfs)
                     yield messages, gr.skip(), gr.skip(), gr.skip()
                 elif event.kind == "done":
-                    notice = self._finish(conv, turn, event.answer, name, mode, k)
+                    notice = self._save(conv)
                     yield render.chat_messages(turns), render.panel_html(turns, title=conv["title"]), conv, notice
         except Exception as exc:  # the page boundary: every failure becomes a message
             turn["error"] = cut_off(error_text(exc), text)
             yield render.chat_messages(turns), render.panel_html(turns, title=conv["title"]), conv, gr.skip()
 
-    def _finish(self, conv: dict, turn: dict, answer, backend: str, mode: str, k) -> str:
-        """Keep the answer with its sources (ids, file and authors from the library) and save it; returns a notice."""
-        turn["answer"] = answer.to_dict()
-        cited = {c["n"] for c in answer.citations}
+    def _save(self, conv: dict) -> str:
+        """Save the answer just given; returns the notice to show ("" when it was saved)."""
         try:
-            papers = {p.paper_id: p for p in self.app.library.get_papers([s["paper_id"] for s in turn["sources"]])}
-        except Exception:  # the facts are extras; the answer stands without them
-            papers = {}
-        for s in turn["sources"]:
-            paper = papers.get(s["paper_id"])
-            if paper is not None:
-                s.update(arxiv_id=paper.arxiv_id, source=paper.source, categories=list(paper.categories),
-                         authors=s["authors"] or list(paper.authors), date=s["date"] or paper.date, url=s["url"] or paper.url)
-            s["cited"] = s["n"] in cited
-        settings = dict(self._app(backend).settings_used(), mode=MODES.get(mode) or answer.mode, top_k=int(k) if k else None)
-        try:
-            if conv["id"] is None:
-                conv["id"] = self.history.new_conversation(turn["question"], self.app.settings.library)
-                conv["title"] = render.export.title_line(turn["question"])
-            turn["id"] = self.history.add_answer(conv["id"], turn["answer"], turn["sources"], settings)
+            self.conversations.save(conv)
         except HistoryError as exc:
             return f"⚠️ This answer is shown but not saved: {md_text(exc)}"
         return ""
@@ -283,13 +235,8 @@ class ChatPage:
         """Take the last question back: (chat messages, panel, conversation, the question back in the box)."""
         if not conv["turns"]:
             return [], render.panel_html([]), conv, ""
-        turn = conv["turns"].pop()
+        turn = self.conversations.undo(conv)
         conv["selected"] = None
-        if turn.get("id") is not None:
-            try:
-                self.history.remove_answer(turn["id"])
-            except HistoryError:
-                pass  # shown as undone here; the damaged history says so elsewhere
         return render.chat_messages(conv["turns"]), render.panel_html(conv["turns"], title=conv["title"]), conv, turn["question"]
 
     def retry(self, conv: dict):
@@ -297,7 +244,7 @@ class ChatPage:
         if not conv["turns"]:
             return [], render.panel_html([]), conv, None
         _, _, conv, question = self.undo(conv)
-        conv["turns"].append({"id": None, "question": question, "answer": None, "sources": [], "error": ""})
+        self.conversations.add_question(conv, question)
         return render.chat_messages(conv["turns"]), render.panel_html(conv["turns"], title=conv["title"]), conv, question
 
     def select(self, conv: dict, index: int) -> tuple[str, dict, int | None]:
@@ -376,18 +323,12 @@ class ChatPage:
 
     def open_conversation(self, conversation_id) -> tuple[dict, str]:
         """A saved conversation as the page's state, intact (answers, their sources and numbers); and a notice."""
-        conv = new_conversation()
         if conversation_id in (None, ""):
-            return conv, ""
+            return new_conversation(), ""
         try:
-            saved = self.history.conversation(int(conversation_id))
-            rows = self.history.answers(saved.id)
+            return dict(self.conversations.open(int(conversation_id)), selected=None), ""
         except (HistoryError, ValueError) as exc:
-            return conv, f"⚠️ {md_text(exc)}"
-        conv.update(id=saved.id, title=saved.title)
-        conv["turns"] = [{"id": a.id, "question": a.question, "answer": a.answer, "sources": a.sources, "error": ""}
-                         for a in rows]
-        return conv, ""
+            return new_conversation(), f"⚠️ {md_text(exc)}"
 
     # -- library -------------------------------------------------------------------
 

@@ -114,3 +114,32 @@ def test_theme__muted_text_placeholders_labels_and_buttons_reach_aa(scheme):
         pairs["selected tab"] = (var("color_accent"), var("background_fill_secondary"))
     low = {k: round(contrast(fg, bg), 2) for k, (fg, bg) in pairs.items() if contrast(fg, bg) < AA}
     assert low == {}
+
+
+# -- the files the page is built from ----------------------------------------------------------------------------------
+
+
+def test_static__the_script_gets_its_config_as_json_and_the_stylesheet_its_colours():
+    import json
+
+    from assistant.ui.assets import page_script
+
+    script = page_script(1234)
+    head, _, config = script.rpartition(")(")
+    assert head.startswith("() => (\n") and "(config) => {" in head and "%(" not in head
+    assert json.loads(config.removesuffix(")")) == {"maxQuestionChars": 1234, "palette": len(COLOURS)}
+    assert "const MAX = config.maxQuestionChars;" in script and "% config.palette" in script
+    assert CSS.count("#cite-pop {") == 1 and f'a[href="#src-120"] {{ background: {COLOURS[119 % len(COLOURS)]}; }}' in CSS
+
+
+def test_package_data__every_static_file_and_template_ships_in_the_wheel():
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["assistant.ui"]
+    ui = root / "assistant" / "ui"
+    files = [p.relative_to(ui).as_posix() for d in ("static", "templates") for p in (ui / d).iterdir() if p.is_file()]
+    assert len(files) >= 8
+    assert [f for f in files if not any(fnmatch(f, g) for g in globs)] == []

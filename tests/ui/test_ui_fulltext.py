@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from assistant.app import App
+from assistant.conversation import source_row
 from assistant.core.settings import Settings
 from assistant.core.types import Answer, Source
 from assistant.ui.page import launch
-from assistant.ui.render import answer_markdown, card_html, linkify, pdf_url, source_dict, unlink
+from assistant.ui.render import answer_markdown, card_html, linkify, pdf_url, unlink
 from assistant.ui.session import ChatPage
 from tests.conftest import free_port
 from tests.ingest.pdf_papers import DOI, TITLE, make_zephyr
@@ -45,10 +46,10 @@ def test_render__a_page_citation_links_the_card_and_the_pdf_at_that_page_and_rea
 
 def test_render__the_answer_and_its_card_offer_the_pdf_at_the_cited_page():
     answer = Answer(question="q", answer="It was cooled to 77 kelvin [1, p. 2].", citations=[CITATION],
-                    sources=[source_dict(ZEPHYR)])
+                    sources=[source_row(ZEPHYR)])
     markdown = answer_markdown(answer, turn=1)
     assert "[p. 2](gradio_api/file=" in markdown and "#page=2" in markdown
-    card = card_html(source_dict(ZEPHYR), CITATION, 1)
+    card = card_html(source_row(ZEPHYR), CITATION, 1)
     assert 'class="pdf-link"' in card and "Open the PDF at p. 2" in card and 'data-page="2"' in card
     assert 'title="Open the PDF at page 2">p. 2</a> · The spectrometer was cooled' in card
     assert "supported by these passages" in card and "Passages found" in card

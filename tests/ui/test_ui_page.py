@@ -10,7 +10,7 @@ from assistant.app import App
 from assistant.core.errors import UserError
 from assistant.core.settings import Settings
 from assistant.library.history import History
-from assistant.ui.page import MAX_QUESTION, ChatPage, new_conversation
+from assistant.ui.page import ChatPage, new_conversation
 from assistant.ui.untrusted import plain_text
 from tests.conftest import free_port
 
@@ -80,7 +80,7 @@ def test_page__llm_backend_streams_and_shows_dropped_citation(bundled_app, opena
 def test_page__empty_and_over_long_questions_are_messages(bundled_app):
     page = ChatPage(bundled_app)
     empty, panel = _run(page, "   ")[-1]
-    long_text, _ = _run(page, "x" * (MAX_QUESTION + 1))[-1]
+    long_text, _ = _run(page, "x" * (bundled_app.settings.max_question_chars + 1))[-1]
     assert empty == "⚠️ Please type a question."
     assert "please keep it under 2,000" in long_text
     _assert_no_traceback(empty, panel, long_text)

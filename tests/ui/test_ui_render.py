@@ -268,3 +268,18 @@ def test_render__file_names_topics_and_skip_reasons_are_text():
     summary = ingest_summary(report, "x`<img src=x onerror=alert(1)>`.csv")
     assert "<img src=//e" not in summary and "![" not in summary
     assert "**`x'<img src=x onerror=alert(1)>'.csv`**" in summary  # a code span shows it as it is, can't be left
+
+
+def test_templates__line_breaks_are_layout_and_values_stay_text():
+    from jinja2 import Environment
+
+    from assistant.ui.render import _html_text, _LayoutLines
+
+    env = Environment(autoescape=True, finalize=_html_text, extensions=[_LayoutLines])
+    source = ('{# a comment <with a tag #}\n<div class="a"\n    title="{{ t }}">\n  <b>{{ t }}</b> {% if n > 1 %}\n'
+              '  <i>{{ n }}</i>{% endif %}\n</div>\n')
+    out = env.from_string(source).render(t="x \"<y>\" & 'z' {{7*7}}", n=2)
+    # Inside a tag a line break is the space between attributes; between elements it is nothing; values are text,
+    # escaped as html.escape always wrote them.
+    assert out == ('<div class="a" title="x &quot;&lt;y&gt;&quot; &amp; &#x27;z&#x27; {{7*7}}"><b>x &quot;&lt;y&gt;'
+                   '&quot; &amp; &#x27;z&#x27; {{7*7}}</b> <i>2</i></div>')
