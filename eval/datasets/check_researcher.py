@@ -224,170 +224,194 @@ def words(text: str) -> set[str]:
     return {stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS}
 
 
-def main(verbose: bool = False) -> int:
-    library = load_library()
-    titles = list(library)
-    texts = {t: (t + "\n" + a) for t, a in library.items()}
-    df: dict[str, int] = {}
-    for text in texts.values():
-        for w in words(text):
-            df[w] = df.get(w, 0) + 1
-    failures: list[str] = []
-    notes: list[str] = []
+class Checker:
+    """The library as the checks read it, and what they found: ``failures`` (exit status 1) and ``notes`` (``-v``)."""
 
-    def fail(qid: str, msg: str) -> None:
-        failures.append(f"{qid}: {msg}")
+    def __init__(self, library: dict[str, str]):
+        self.library = library
+        self.titles = list(library)
+        self.texts = {t: (t + "\n" + a) for t, a in library.items()}
+        self.df: dict[str, int] = {}
+        for text in self.texts.values():
+            for w in words(text):
+                self.df[w] = self.df.get(w, 0) + 1
+        self.failures: list[str] = []
+        self.notes: list[str] = []
 
-    def hits(pattern: str) -> list[str]:
+    def fail(self, qid: str, msg: str) -> None:
+        self.failures.append(f"{qid}: {msg}")
+
+    def hits(self, pattern: str) -> list[str]:
         rx = re.compile(pattern, re.I)
-        return [t for t in titles if rx.search(texts[t])]
+        return [t for t in self.titles if rx.search(self.texts[t])]
 
-    def resolve(table: str, notes_by_prefix: dict[str, str]) -> dict[str, str]:
+    def resolve(self, table: str, notes_by_prefix: dict[str, str]) -> dict[str, str]:
         """The tables name papers by a title prefix; each must match exactly one title."""
         out = {}
         for prefix, note in notes_by_prefix.items():
-            found = [t for t in titles if t.startswith(prefix)]
+            found = [t for t in self.titles if t.startswith(prefix)]
             if len(found) != 1:
-                failures.append(f"{table}: {prefix!r} matches {len(found)} titles")
+                self.failures.append(f"{table}: {prefix!r} matches {len(found)} titles")
             else:
                 out[found[0]] = note
         return out
 
+    # -- one question ------------------------------------------------------------------
+
+    def check(self, q: dict) -> str | None:
+        """Check one question; returns its kind for the counts (None when its keys are wrong)."""
+        qid = q.get("id", "?")
+        expected = KEYS + (["unanswerable_kind"] if q.get("answerable") is False else [])
+        if list(q) != expected:
+            self.fail(qid, f"keys {list(q)} != {expected}")
+            return None
+        if q["type"] not in TYPES:
+            self.fail(qid, f"unknown type {q['type']}")
+        if (q["type"] == "unanswerable") == q["answerable"]:
+            self.fail(qid, "answerable must be false exactly for type unanswerable")
+        for t in q["gold_titles"]:
+            if self.titles.count(t) != 1:
+                self.fail(qid, f"gold title not in the library: {t!r}")
+        gold = [t for t in q["gold_titles"] if t in self.library]
+        if q["answerable"]:
+            self.check_answerable(q, gold)
+            return q["type"]
+        if gold or q["key_facts"]:
+            self.fail(qid, "unanswerable questions have no gold titles or key facts")
+        if q["unanswerable_kind"] == "off-topic":
+            self.check_off_topic(qid)
+        elif q["unanswerable_kind"] == "near-miss":
+            self.check_near_miss(qid)
+        else:
+            self.fail(qid, f"unknown unanswerable_kind {q['unanswerable_kind']!r}")
+        return f"unanswerable/{q['unanswerable_kind']}"
+
+    def check_off_topic(self, qid: str) -> None:
+        if qid not in OFF_TOPIC:
+            self.fail(qid, "no off-topic patterns recorded")
+        for pattern, allowed in OFF_TOPIC.get(qid, []):
+            allowed = self.resolve(qid, allowed)
+            for t in self.hits(pattern):
+                if t in allowed:
+                    self.notes.append(f"{qid}: /{pattern}/ matches {t[:60]!r}: {allowed[t]}")
+                else:
+                    self.fail(qid, f"/{pattern}/ matches {t!r}")
+
+    def check_near_miss(self, qid: str) -> None:
+        if qid not in NEAR_MISS:
+            self.fail(qid, "no near-miss patterns recorded")
+            return
+        mode, papers, patterns = NEAR_MISS[qid]
+        papers = list(self.resolve(qid, dict.fromkeys(papers, "")))
+        if mode == "paper":
+            for t in papers:
+                for pattern in patterns:
+                    if re.search(pattern, self.texts[t], re.I):
+                        self.fail(qid, f"/{pattern}/ matches the named paper {t[:60]!r}")
+            return
+        both = set(self.titles)
+        for pattern in patterns:
+            group = set(self.hits(pattern))
+            self.notes.append(f"{qid}: /{pattern}/ matches {len(group)} papers")
+            both &= group
+        if both:
+            self.fail(qid, f"papers match every group: {sorted(both)}")
+
+    def check_answerable(self, q: dict, gold: list[str]) -> None:
+        qid = q["id"]
+        if not gold:
+            self.fail(qid, "answerable question without gold titles")
+        if not q["key_facts"]:
+            self.fail(qid, "answerable question without key facts")
+        gold_text = " \n ".join(t + "\n" + self.library[t] for t in gold).lower()
+        for fact in q["key_facts"]:
+            if not 1 <= len(fact.split()) <= 5:
+                self.fail(qid, f"key fact not 1-5 words: {fact!r}")
+            if fact.lower() not in gold_text:
+                self.fail(qid, f"key fact not verbatim in a gold title or abstract: {fact!r}")
+        if q["type"] == "paraphrase":
+            self.check_paraphrase(q, gold, gold_text)
+        elif q["type"] == "acronym":
+            self.check_acronym(q, gold)
+        elif q["type"] == "topic":
+            self.check_topic(qid, gold)
+        elif q["type"] == "compare" and len(gold) != 2:
+            self.fail(qid, "a compare question has exactly two gold papers")
+
+    def check_paraphrase(self, q: dict, gold: list[str], gold_text: str) -> None:
+        qid, qwords = q["id"], words(q["question"])
+        rare = sorted(w for w in qwords & words(gold_text) if self.df.get(w, 0) <= RARE_MAX_DF)
+        title_overlap = sorted(qwords & words(" ".join(gold)))
+        not_generic = [w for w in title_overlap if self.df.get(w, 0) < GENERIC_MIN_DF]
+        if rare:
+            self.fail(qid, f"shares rare words with its gold paper: {rare}")
+        if not_generic:
+            self.fail(qid, f"shares non-generic title words: {not_generic}")
+        self.notes.append(f"{qid}: title overlap {[(w, self.df.get(w, 0)) for w in title_overlap]}; "
+                          f"rarest shared abstract words "
+                          f"{sorted(((self.df.get(w, 0), w) for w in qwords & words(gold_text)))[:4]}")
+
+    def check_acronym(self, q: dict, gold: list[str]) -> None:
+        qid = q["id"]
+        if qid not in ACRONYMS:
+            self.fail(qid, "no acronym pattern recorded")
+            return
+        pattern, others = ACRONYMS[qid]
+        others = self.resolve(qid, others)
+        if not re.search(pattern, q["question"], re.I):
+            self.fail(qid, f"/{pattern}/ not in the question")
+        for t in gold:
+            if not re.search(pattern, self.texts[t], re.I):
+                self.fail(qid, f"/{pattern}/ not in gold {t[:60]!r}")
+        for t in self.hits(pattern):
+            if t not in gold:
+                if t in others:
+                    self.notes.append(f"{qid}: /{pattern}/ also in {t[:60]!r}: {others[t]}")
+                else:
+                    self.fail(qid, f"/{pattern}/ also in {t!r}, not recorded")
+
+    def check_topic(self, qid: str, gold: list[str]) -> None:
+        if qid not in TOPICS:
+            self.fail(qid, "no topic keywords recorded")
+            return
+        keywords, left_out = TOPICS[qid]
+        left_out = self.resolve(qid, left_out)
+        hit = {t for k in keywords for t in self.hits(k)}
+        for t in gold:
+            if t not in hit:
+                self.fail(qid, f"gold paper matches no keyword: {t[:60]!r}")
+        for t in left_out:
+            if t not in hit:
+                self.fail(qid, f"left-out paper matches no keyword: {t[:60]!r}")
+            if t in gold:
+                self.fail(qid, f"paper both gold and left out: {t[:60]!r}")
+        other = sorted(hit - set(gold) - set(left_out))
+        self.notes.append(f"{qid}: {len(hit)} keyword hits = {len(gold)} gold + {len(left_out)} borderline left out"
+                          f" + {len(other)} others: {[t[:40] for t in other]}")
+
+
+def main(verbose: bool = False) -> int:
+    checker = Checker(load_library())
     rows = []
     for n, line in enumerate(QUESTIONS.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
-            failures.append(f"line {n}: not JSON ({e})")
-    ids = [q.get("id") for q in rows]
-    if ids != [f"res-{i:03d}" for i in range(1, len(rows) + 1)]:
-        failures.append("ids are not res-001.. in order")
+            checker.failures.append(f"line {n}: not JSON ({e})")
+    if [q.get("id") for q in rows] != [f"res-{i:03d}" for i in range(1, len(rows) + 1)]:
+        checker.failures.append("ids are not res-001.. in order")
     counts: dict[str, int] = {}
     for q in rows:
-        qid = q.get("id", "?")
-        keys = list(q)
-        expected = KEYS + (["unanswerable_kind"] if q.get("answerable") is False else [])
-        if keys != expected:
-            fail(qid, f"keys {keys} != {expected}")
-            continue
-        kind = q["type"] if q["answerable"] else f"unanswerable/{q.get('unanswerable_kind')}"
-        counts[kind] = counts.get(kind, 0) + 1
-        if q["type"] not in TYPES:
-            fail(qid, f"unknown type {q['type']}")
-        if (q["type"] == "unanswerable") == q["answerable"]:
-            fail(qid, "answerable must be false exactly for type unanswerable")
-        gold = q["gold_titles"]
-        for t in gold:
-            if titles.count(t) != 1:
-                fail(qid, f"gold title not in the library: {t!r}")
-        gold = [t for t in gold if t in library]
-        if not q["answerable"]:
-            if gold or q["key_facts"]:
-                fail(qid, "unanswerable questions have no gold titles or key facts")
-            if q["unanswerable_kind"] == "off-topic":
-                if qid not in OFF_TOPIC:
-                    fail(qid, "no off-topic patterns recorded")
-                for pattern, allowed in OFF_TOPIC.get(qid, []):
-                    allowed = resolve(qid, allowed)
-                    for t in hits(pattern):
-                        if t in allowed:
-                            notes.append(f"{qid}: /{pattern}/ matches {t[:60]!r}: {allowed[t]}")
-                        else:
-                            fail(qid, f"/{pattern}/ matches {t!r}")
-            elif q["unanswerable_kind"] == "near-miss":
-                if qid not in NEAR_MISS:
-                    fail(qid, "no near-miss patterns recorded")
-                    continue
-                mode, papers, patterns = NEAR_MISS[qid]
-                papers = list(resolve(qid, dict.fromkeys(papers, "")))
-                if mode == "paper":
-                    for t in papers:
-                        if t not in library:
-                            fail(qid, f"near-miss paper not in the library: {t!r}")
-                            continue
-                        for pattern in patterns:
-                            if re.search(pattern, texts[t], re.I):
-                                fail(qid, f"/{pattern}/ matches the named paper {t[:60]!r}")
-                else:
-                    both = set(titles)
-                    for pattern in patterns:
-                        group = set(hits(pattern))
-                        notes.append(f"{qid}: /{pattern}/ matches {len(group)} papers")
-                        both &= group
-                    if both:
-                        fail(qid, f"papers match every group: {sorted(both)}")
-            else:
-                fail(qid, f"unknown unanswerable_kind {q['unanswerable_kind']!r}")
-            continue
-        if not gold:
-            fail(qid, "answerable question without gold titles")
-        if not q["key_facts"]:
-            fail(qid, "answerable question without key facts")
-        gold_text = " \n ".join(t + "\n" + library[t] for t in gold).lower()
-        for fact in q["key_facts"]:
-            if not 1 <= len(fact.split()) <= 5:
-                fail(qid, f"key fact not 1-5 words: {fact!r}")
-            if fact.lower() not in gold_text:
-                fail(qid, f"key fact not verbatim in a gold title or abstract: {fact!r}")
-        qwords = words(q["question"])
-        if q["type"] == "paraphrase":
-            rare = sorted(w for w in qwords & words(gold_text) if df.get(w, 0) <= RARE_MAX_DF)
-            title_overlap = sorted(qwords & words(" ".join(gold)))
-            not_generic = [w for w in title_overlap if df.get(w, 0) < GENERIC_MIN_DF]
-            if rare:
-                fail(qid, f"shares rare words with its gold paper: {rare}")
-            if not_generic:
-                fail(qid, f"shares non-generic title words: {not_generic}")
-            notes.append(f"{qid}: title overlap {[(w, df.get(w, 0)) for w in title_overlap]}; "
-                         f"rarest shared abstract words "
-                         f"{sorted(((df.get(w, 0), w) for w in qwords & words(gold_text)))[:4]}")
-        elif q["type"] == "acronym":
-            if qid not in ACRONYMS:
-                fail(qid, "no acronym pattern recorded")
-                continue
-            pattern, others = ACRONYMS[qid]
-            others = resolve(qid, others)
-            if not re.search(pattern, q["question"], re.I):
-                fail(qid, f"/{pattern}/ not in the question")
-            for t in gold:
-                if not re.search(pattern, texts[t], re.I):
-                    fail(qid, f"/{pattern}/ not in gold {t[:60]!r}")
-            for t in hits(pattern):
-                if t not in gold:
-                    if t in others:
-                        notes.append(f"{qid}: /{pattern}/ also in {t[:60]!r}: {others[t]}")
-                    else:
-                        fail(qid, f"/{pattern}/ also in {t!r}, not recorded")
-        elif q["type"] == "topic":
-            if qid not in TOPICS:
-                fail(qid, "no topic keywords recorded")
-                continue
-            keywords, left_out = TOPICS[qid]
-            left_out = resolve(qid, left_out)
-            hit = {t for k in keywords for t in hits(k)}
-            for t in gold:
-                if t not in hit:
-                    fail(qid, f"gold paper matches no keyword: {t[:60]!r}")
-            for t in left_out:
-                if t not in library:
-                    fail(qid, f"left-out paper not in the library: {t!r}")
-                elif t not in hit:
-                    fail(qid, f"left-out paper matches no keyword: {t[:60]!r}")
-                if t in gold:
-                    fail(qid, f"paper both gold and left out: {t[:60]!r}")
-            other = sorted(hit - set(gold) - set(left_out))
-            notes.append(f"{qid}: {len(hit)} keyword hits = {len(gold)} gold + {len(left_out)} borderline left out"
-                         f" + {len(other)} others: {[t[:40] for t in other]}")
-        elif q["type"] == "compare" and len(gold) != 2:
-            fail(qid, "a compare question has exactly two gold papers")
-
+        kind = checker.check(q)
+        if kind:
+            counts[kind] = counts.get(kind, 0) + 1
     print(f"{len(rows)} questions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if verbose:
-        print("\n".join(notes))
-    print(f"{len(failures)} failures")
-    for f in failures:
+        print("\n".join(checker.notes))
+    print(f"{len(checker.failures)} failures")
+    for f in checker.failures:
         print("  FAIL", f)
-    return 1 if failures else 0
+    return 1 if checker.failures else 0
 
 
 if __name__ == "__main__":
