@@ -45,9 +45,10 @@ class App:
 
     @cached_property
     def client(self):
-        from assistant.library.store import make_client
+        """The Chroma store (assistant.library.chroma.Store): one per folder per process, shared by every App on it."""
+        from assistant.library.store import open_store
 
-        return self._client or make_client(self.settings.store_dir, self.settings.chroma_url)
+        return self._client or open_store(self.settings.store_dir, self.settings.chroma_url)
 
     @cached_property
     def embedder(self):
@@ -64,7 +65,7 @@ class App:
             return s
         from assistant.library.embeddings import variant_of
         from assistant.library.onnx_models import VARIANTS
-        from assistant.library.store import stored_models
+        from assistant.library.chroma import stored_models
 
         # A query must be embedded as its library's chunks were: an existing library keeps its variant.
         stored = {variant_of(m) for m in stored_models(self.client, s.library)}

@@ -209,7 +209,7 @@ def papers_show(
 @app.command()
 def libraries(chroma_url: ChromaUrl = None, as_json: AsJson = False) -> None:
     """List the libraries in the store."""
-    from assistant.library.store import list_libraries
+    from assistant.library.chroma import list_libraries
 
     a = load_app(chroma_url=chroma_url)
     _print_rows(list_libraries(a.client), as_json, empty="no libraries yet: run `assistant ingest`",

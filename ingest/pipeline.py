@@ -244,15 +244,13 @@ def ingest_papers(
                 report.new += 1
             todo.append((paper, h))
         max_tokens = min(chunk_tokens, embedder.max_tokens)
-        try:
-            if todo:
-                _embed_and_write(todo, library, embedder, chunk, max_tokens, report, progress, on_progress,
-                                 sentences, stored=report.unchanged)
-            if backfill:
-                _add_sentences(backfill, library, embedder, report)
-        finally:
-            if report.chunks_embedded:  # also after Ctrl-C: what was committed is searchable, BM25 included
-                library.bump_revision()
+        # Each commit writes the library's new revision with its paper records (store.Library.write): what a
+        # kill or Ctrl-C leaves committed is searchable at once, BM25 included, with no revision bump at the end.
+        if todo:
+            _embed_and_write(todo, library, embedder, chunk, max_tokens, report, progress, on_progress,
+                             sentences, stored=report.unchanged)
+        if backfill:
+            _add_sentences(backfill, library, embedder, report)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -82,7 +82,11 @@ def test_ingest__nothing_readable_keeps_what_is_stored(app, tmp_path):
 def test_ingest__killed_half_way_is_completed_by_the_next_run_which_embeds_only_what_was_not_committed(
         app, tmp_path, temp_home):
     src = tmp_path / "papers.jsonl"
-    _papers_jsonl(src, 20)
+    rows = _papers_jsonl(src, 20)
+    first = tmp_path / "first.jsonl"
+    first.write_text("\n".join(json.dumps(r) for r in rows[:5]) + "\n")
+    app.ingest([first])
+    assert len(app.bm25().paper_ids) == 5  # the BM25 index of that revision, cached on disk and in memory
     # A real kill -9 in the middle: once half the chunks are committed (chunks, sentences and paper records together).
     script = textwrap.dedent(f"""
         import os, signal, sys
@@ -104,7 +108,9 @@ def test_ingest__killed_half_way_is_completed_by_the_next_run_which_embeds_only_
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     partial = app.library.count_papers()
     committed = app.library.count_chunks()
-    assert 0 < partial < 20
+    assert 5 < partial < 20
+    # What the killed ingest committed is already in BM25's index: its revision was committed with the papers.
+    assert sorted(app.bm25().paper_ids) == sorted(p.paper_id for p in app.library.iter_papers())
     report = app.ingest([src])
     assert report.unchanged == partial and report.new == 20 - partial
     ids = [cid for cid, _, _ in app.library.iter_chunks()]
