@@ -113,7 +113,9 @@ class App:
     def search(self, query: str, k: int | None = None, mode: str | None = None):
         return self.searcher.search(query, k=k or self.settings.top_k, mode=mode or self.settings.retriever)
 
-    def ingest(self, paths: list[Path], fmt: str | None = None, progress: bool = False, on_progress=None):
+    def ingest(self, paths: list[Path], fmt: str | None = None, progress: bool = False, on_progress=None,
+               on_wait=None):
+        """Ingest files into the library; ``on_wait`` gets the notes while another ingest into it holds the lock."""
         from ingest.pipeline import ingest
 
         with self._lock:
@@ -129,6 +131,8 @@ class App:
                 on_progress=on_progress,
                 sentences=self.settings.sentence_vectors,
                 pdf_dir=self.pdf_dir,
+                lock_wait=self.settings.ingest_wait,
+                on_wait=on_wait,
             )
 
     @property

@@ -13,9 +13,7 @@ papers stored before that get theirs at the next ingest (nothing else is redone)
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import sys
 import time
 from contextlib import contextmanager, nullcontext
@@ -39,7 +37,7 @@ GROUP_CHUNKS = 64
 
 
 class LibraryBusy(UserError):
-    """Another ingest is writing to this library."""
+    """Another ingest kept writing to this library for longer than this one would wait."""
 
 
 @dataclass
@@ -119,19 +117,45 @@ def content_hash(paper: Paper, embedder_name: str, chunk_tokens: int, chunker: s
     return hashlib.sha1(key.encode()).hexdigest()
 
 
+WAIT_NOTE_EVERY = 60.0  # seconds between "still waiting" notes
+
+
 @contextmanager
-def writer_lock(lock_dir: Path, library_key: str):
-    """One writer per library on this machine; a second gets LibraryBusy at once."""
+def writer_lock(lock_dir: Path, library_key: str, wait: float = 1800.0, on_wait: Callable[[str], None] | None = None):
+    """One writer per library on this machine: a second one waits for the first, saying so, up to ``wait`` seconds.
+
+    filelock's FileLock (an flock on Linux) is let go by the system when its holder dies, so a killed ingest
+    never leaves the library locked. ``on_wait`` receives the notes (default: stderr)."""
+    from filelock import FileLock, Timeout
+
+    note = on_wait or (lambda text: print(text, file=sys.stderr, flush=True))
     lock_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_dir / f"{library_key}.lock", os.O_CREAT | os.O_RDWR)
+    lock = FileLock(lock_dir / f"{library_key}.lock")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LibraryBusy(f"library busy: another ingest is writing to {library_key}; try again when it ends") from None
+        lock.acquire(blocking=False)
+    except Timeout:
+        started = time.monotonic()
+        note(f"another ingest is writing to library {library_key}; waiting for it to finish "
+             f"(up to {_duration(wait)}) …")
+        while True:
+            left = wait - (time.monotonic() - started)
+            try:
+                lock.acquire(timeout=max(0.0, min(WAIT_NOTE_EVERY, left)))
+                break
+            except Timeout:
+                if left <= WAIT_NOTE_EVERY:
+                    raise LibraryBusy(f"library busy: another ingest has been writing to {library_key} for more than "
+                                      f"{_duration(wait)}; try again when it ends") from None
+                note(f"still waiting for the other ingest ({_duration(time.monotonic() - started)} so far) …")
+        note(f"the other ingest has finished after {_duration(time.monotonic() - started)}; ingesting now")
+    try:
         yield
     finally:
-        os.close(fd)
+        lock.release()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def ingest(
@@ -147,6 +171,8 @@ def ingest(
     on_progress: Callable[[int, int], None] | None = None,
     sentences: bool = True,
     pdf_dir: Path | None = None,
+    lock_wait: float = 1800.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Ingest files into ``library`` (a store.Library) with ``embedder``; returns the report.
 
@@ -154,7 +180,8 @@ def ingest(
     ``on_progress(chunks done, chunks in all)`` is called after each commit (the total is estimated
     from the papers chunked so far until the last group). ``sentences``: store sentence vectors.
     ``pdf_dir``: where PDFs are kept for the chat page to open (by the hash of their bytes); None leaves
-    them where they are and records their path.
+    them where they are and records their path. ``lock_wait``: how long to wait for another ingest into the
+    same library to finish (``on_wait`` gets the notes saying so).
 
     PDFs are full texts: a PDF already stored byte for byte (with the same chunking) is not read again; a PDF
     and an abstract-dump entry of the same paper (same arXiv id or DOI, or the same normalised title), in
@@ -194,6 +221,7 @@ def ingest(
     return ingest_papers(
         unique, library, embedder, chunk_tokens=chunk_tokens, chunker=chunker, lock_dir=lock_dir,
         progress=progress, on_progress=on_progress, report=report, started=started, sentences=sentences,
+        lock_wait=lock_wait, on_wait=on_wait,
     )
 
 
@@ -210,6 +238,8 @@ def ingest_papers(
     report: IngestReport | None = None,
     started: float | None = None,
     sentences: bool = True,
+    lock_wait: float = 1800.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Store already-read, unique papers: embed the new or changed ones, skip the rest.
 
@@ -225,7 +255,7 @@ def ingest_papers(
         report.seconds = time.perf_counter() - started
         return report
 
-    lock = writer_lock(lock_dir, library.key) if lock_dir else nullcontext()
+    lock = writer_lock(lock_dir, library.key, lock_wait, on_wait) if lock_dir else nullcontext()
     with lock:
         stored = library.paper_states()
         todo: list[tuple[Paper, str]] = []
