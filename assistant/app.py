@@ -135,6 +135,19 @@ class App:
                 on_wait=on_wait,
             )
 
+    def doctor(self, repair: bool = False, note=None):
+        """Check that every record of the library has its vector in the index; ``repair``: re-embed what is missing
+        (holding the library's writer lock, as an ingest does). Returns ingest.repair.Repair (counts before and after)."""
+        from ingest.pipeline import writer_lock
+        from ingest.repair import Repair, check
+        from ingest.repair import repair as re_embed
+
+        gaps = check(self.library)
+        if not repair or all(g.ok for g in gaps.values()):
+            return Repair(before=gaps, after=gaps)
+        with self._lock, writer_lock(self.settings.home / "locks", self.library.key, self.settings.ingest_wait, note):
+            return re_embed(self.library, self.embedder, check(self.library), note=note or (lambda _: None))
+
     @property
     def pdf_dir(self) -> Path:
         """Where ingested PDFs are kept (named by the hash of their bytes); the chat page serves only this folder."""
