@@ -75,7 +75,7 @@ def restore_vectors(library: Library, kind: str, ids: list[str], vectors: np.nda
     """Give records that keep their texts and metadata these vectors again (an upsert of the same record)."""
     if not ids:
         return
-    with library.store.use() as opening:
+    with library.store.index_files(), library.store.use() as opening:
         collection = getattr(library.collections_in(opening), kind)
         for start in range(0, len(ids), 4000):  # below Chroma's max batch size
             part = ids[start : start + 4000]

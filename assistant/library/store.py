@@ -92,7 +92,7 @@ class _IndexShort(Exception):
 QUICK_CHECK_LIMIT = 50_000
 
 
-def _uses_store(vectors: bool = False):
+def _uses_store(vectors: bool = False, writes: bool = False):
     """A Library method that runs on one opening of the store, handed to it as ``c`` (its collections).
 
     ``vectors``: the call reads or writes vectors, so it must run on an opening whose indexes include what
@@ -100,6 +100,7 @@ def _uses_store(vectors: bool = False):
     store is reopened first (one indexed read of the revision record per call, about 0.3 ms). "Error finding
     id" (a stored record whose vector this opening's index lacks) reopens the store and tries once more: the
     opening was stale, or, when the retry fails too, the library's vector index lacks vectors of stored records.
+    ``writes``: the call writes, holding the store's index-files lock (``chroma.Store.index_files``).
     """
 
     def deco(fn):
@@ -114,6 +115,12 @@ def _uses_store(vectors: bool = False):
 
         @functools.wraps(fn)
         def call(self, *args, **kwargs):
+            if writes:
+                with self.store.index_files():
+                    return run(self, *args, **kwargs)
+            return run(self, *args, **kwargs)
+
+        def run(self, *args, **kwargs):
             followed = retried = False
             while True:  # at most three rounds: a stale opening replaced, then one retry after "Error finding id"
                 with self.store.use() as opening:
@@ -196,22 +203,28 @@ class Library:
         if got is not None:
             return got
         meta = INDEX_METADATA | {"library": self.library, "embedding_model": self.model}
-        try:
-            client = opening.client
-            got = _Collections(
-                client.get_or_create_collection(collection_name(self.library, self.model, CHUNKS), metadata=meta),
-                client.get_or_create_collection(collection_name(self.library, self.model, PAPERS), metadata=meta),
-                client.get_or_create_collection(
-                    collection_name(self.library, self.model, SENTENCES),
-                    metadata={"library": self.library, "embedding_model": self.model}, configuration=_SENTENCE_INDEX),
-                opening, self.key)
-        except StoreError:
-            raise
-        except BaseException as exc:
-            if damage(exc) or isinstance(exc, httpx.TransportError) or not isinstance(exc, Exception):
-                raise  # the guard names a damaged store or a lost server; an interrupt stays one
-            raise StoreError(f"cannot open library {self.library!r}: {short(exc)}") from None
-        opening.seen.setdefault(self.key, _revision_of(got.papers))
+        # Chroma loads a collection's index at its first call; here, for all three, under the index-files lock.
+        with self.store.index_files():
+            try:
+                client = opening.client
+                got = _Collections(
+                    client.get_or_create_collection(collection_name(self.library, self.model, CHUNKS), metadata=meta),
+                    client.get_or_create_collection(collection_name(self.library, self.model, PAPERS), metadata=meta),
+                    client.get_or_create_collection(
+                        collection_name(self.library, self.model, SENTENCES),
+                        metadata={"library": self.library, "embedding_model": self.model},
+                        configuration=_SENTENCE_INDEX),
+                    opening, self.key)
+                opening.seen.setdefault(self.key, _revision_of(got.papers))
+                if self.store.reopens:
+                    got.chunks.count()
+                    got.sentences.count()
+            except StoreError:
+                raise
+            except BaseException as exc:
+                if damage(exc) or isinstance(exc, httpx.TransportError) or not isinstance(exc, Exception):
+                    raise  # the guard names a damaged store or a lost server; an interrupt stays one
+                raise StoreError(f"cannot open library {self.library!r}: {short(exc)}") from None
         return opening.collections.setdefault(self.key, got)
 
     def lacks_vectors(self, counts: str = "") -> StoreError:
@@ -308,7 +321,7 @@ class Library:
             for i, m, d in zip(ids, metas, docs):
                 yield i, m["paper_id"], f"{m.get('title', '')}. {d}"
 
-    @_uses_store(vectors=True)
+    @_uses_store(vectors=True, writes=True)
     def update_papers(self, c, papers: list[Paper]) -> None:
         """Rewrite the records of stored papers with these fields (their chunks, vectors and hash unchanged):
         an abstract-dump entry fills in what a stored full-text paper lacked (authors, date, categories…)."""
@@ -469,7 +482,7 @@ class Library:
 
     # -- writing -----------------------------------------------------------------
 
-    @_uses_store(vectors=True)
+    @_uses_store(vectors=True, writes=True)
     def write(self, c, items: list[tuple]) -> None:
         """Store papers with their chunks and vectors, all or nothing per paper.
 
@@ -513,7 +526,7 @@ class Library:
         )
         c.saw(revision)
 
-    @_uses_store(vectors=True)
+    @_uses_store(vectors=True, writes=True)
     def add_sentences(self, c, items: list[tuple[str, list[str], np.ndarray]]) -> None:
         """Give stored papers their sentence vectors: (paper_id, texts, vectors); then their records say so."""
         if not items:
@@ -547,7 +560,7 @@ class Library:
             end = start + 4000
             c.sentences.upsert(ids=ids[start:end], metadatas=metas[start:end], embeddings=np.asarray(vecs[start:end]))
 
-    @_uses_store(vectors=True)
+    @_uses_store(vectors=True, writes=True)
     def bump_revision(self, c) -> str:
         """Mark the library changed (``write`` does it with every commit; for callers that change it otherwise)."""
         rev = uuid.uuid4().hex
