@@ -129,13 +129,14 @@ def writer_lock(lock_dir: Path, library_key: str, wait: float = 1800.0, on_wait:
     from filelock import FileLock, Timeout
 
     note = on_wait or (lambda text: print(text, file=sys.stderr, flush=True))
+    name = library_key.split("__")[0]  # the key is <library>__<model>__chunks: users know the library's name
     lock_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_dir / f"{library_key}.lock")
     try:
         lock.acquire(blocking=False)
     except Timeout:
         started = time.monotonic()
-        note(f"another ingest is writing to library {library_key}; waiting for it to finish "
+        note(f"another ingest is writing to library {name!r}; waiting for it to finish "
              f"(up to {_duration(wait)}) …")
         while True:
             left = wait - (time.monotonic() - started)
@@ -144,7 +145,7 @@ def writer_lock(lock_dir: Path, library_key: str, wait: float = 1800.0, on_wait:
                 break
             except Timeout:
                 if left <= WAIT_NOTE_EVERY:
-                    raise LibraryBusy(f"library busy: another ingest has been writing to {library_key} for more than "
+                    raise LibraryBusy(f"library busy: another ingest has been writing to library {name!r} for more than "
                                       f"{_duration(wait)}; try again when it ends") from None
                 note(f"still waiting for the other ingest ({_duration(time.monotonic() - started)} so far) …")
         note(f"the other ingest has finished after {_duration(time.monotonic() - started)}; ingesting now")

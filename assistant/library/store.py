@@ -31,7 +31,8 @@ import httpx
 import numpy as np
 
 from assistant.core.types import Paper, chunk_id, paper_of
-from assistant.library.chroma import Opening, Store, StoreError, damage, open_store, short, store_errors
+from assistant.library.chroma import Opening, Store, StoreError, damage, short, store_errors
+from assistant.library.chroma import open_store  # noqa: F401 - the one way callers open a store
 from assistant.library.records import (
     CHUNKS,
     META_ID,
@@ -52,8 +53,9 @@ INDEX_METADATA = {"hnsw:space": "cosine"}
 _SENTENCE_INDEX = {"hnsw": {"space": "cosine", "ef_construction": 16, "max_neighbors": 4}}
 
 
-def _chroma_errors(fn):
-    """Raise what Chroma raises in ``fn`` as StoreErrors that say what to do (``chroma.store_errors``)."""
+def chroma_errors(fn):
+    """Raise what Chroma raises in ``fn`` as StoreErrors that say what to do (``chroma.store_errors``); for
+    Library methods and functions that take a Library (health.py)."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -76,8 +78,6 @@ def _where(args) -> str:
     store = first.store if isinstance(first, Library) else first if isinstance(first, Store) else None
     return store.where if store is not None else "the given Chroma client"
 
-
-chroma_errors = _chroma_errors  # for functions that take a Library (health.py)
 
 
 def _missing_id(exc: BaseException) -> bool:
@@ -111,7 +111,7 @@ def _uses_store(vectors: bool = False, writes: bool = False):
                 with self.store.use() as opening:
                     yield from fn(self, self.collections_in(opening), *args, **kwargs)
 
-            return _chroma_errors(gen)
+            return chroma_errors(gen)
 
         @functools.wraps(fn)
         def call(self, *args, **kwargs):
@@ -140,7 +140,7 @@ def _uses_store(vectors: bool = False, writes: bool = False):
                         retried = True
                         self.store.reopen(opening)
 
-        return _chroma_errors(call)
+        return chroma_errors(call)
 
     return deco
 
