@@ -45,9 +45,10 @@ class App:
 
     @cached_property
     def client(self):
-        from assistant.library.store import make_client
+        """The Chroma store (assistant.library.chroma.Store): one per folder per process, shared by every App on it."""
+        from assistant.library.store import open_store
 
-        return self._client or make_client(self.settings.store_dir, self.settings.chroma_url)
+        return self._client or open_store(self.settings.store_dir, self.settings.chroma_url)
 
     @cached_property
     def embedder(self):
@@ -64,7 +65,7 @@ class App:
             return s
         from assistant.library.embeddings import variant_of
         from assistant.library.onnx_models import VARIANTS
-        from assistant.library.store import stored_models
+        from assistant.library.chroma import stored_models
 
         # A query must be embedded as its library's chunks were: an existing library keeps its variant.
         stored = {variant_of(m) for m in stored_models(self.client, s.library)}
@@ -114,7 +115,9 @@ class App:
     def search(self, query: str, k: int | None = None, mode: str | None = None):
         return self.searcher.search(query, k=k or self.settings.top_k, mode=mode or self.settings.retriever)
 
-    def ingest(self, paths: list[Path], fmt: str | None = None, progress: bool = False, on_progress=None):
+    def ingest(self, paths: list[Path], fmt: str | None = None, progress: bool = False, on_progress=None,
+               on_wait=None):
+        """Ingest files into the library; ``on_wait`` gets the notes while another ingest into it holds the lock."""
         from ingest.pipeline import ingest
 
         with self._lock:
@@ -131,7 +134,22 @@ class App:
                 sentences=self.settings.sentence_vectors,
                 pdf_dir=self.pdf_dir,
                 log_dir=self.settings.home / "logs",
+                lock_wait=self.settings.ingest_wait,
+                on_wait=on_wait,
             )
+
+    def doctor(self, repair: bool = False, note=None):
+        """Check that every record of the library has its vector in the index; ``repair``: re-embed what is missing
+        (holding the library's writer lock, as an ingest does). Returns ingest.repair.Repair (counts before and after)."""
+        from ingest.pipeline import writer_lock
+        from ingest.repair import Repair, check
+        from ingest.repair import repair as re_embed
+
+        gaps = check(self.library)
+        if not repair or all(g.ok for g in gaps.values()):
+            return Repair(before=gaps, after=gaps)
+        with self._lock, writer_lock(self.settings.home / "locks", self.library.key, self.settings.ingest_wait, note):
+            return re_embed(self.library, self.embedder, check(self.library), note=note or (lambda _: None))
 
     @property
     def pdf_dir(self) -> Path:

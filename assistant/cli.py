@@ -51,7 +51,10 @@ class _Commands(TyperGroup):
             raise typer.Exit(CLOSED_PIPE_EXIT) from None
         except (typer.Exit, typer.Abort, TyperException):  # usage errors and exits: Typer prints them
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            # A Rust panic in a native library (pyo3's PanicException) derives from BaseException, not Exception.
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
             if (ctx.obj or {}).get("debug"):
                 raise
             where = write_trace(exc)
@@ -137,6 +140,8 @@ def ingest(
     if not report.ok:
         typer.echo("error: nothing could be ingested", err=True)
         raise typer.Exit(1)
+    # Papers found unchanged are not written again, so a damaged vector index would go unnoticed: say so here.
+    a.library.check_index()
     if report.files_failed:
         n = len(report.files_failed)
         typer.echo(f"warning: {n} file{'s' if n != 1 else ''} could not be ingested (named above with the reason); "
@@ -214,11 +219,38 @@ def papers_show(
 @app.command()
 def libraries(chroma_url: ChromaUrl = None, as_json: AsJson = False) -> None:
     """List the libraries in the store."""
-    from assistant.library.store import list_libraries
+    from assistant.library.chroma import list_libraries
 
     a = load_app(chroma_url=chroma_url)
     _print_rows(list_libraries(a.client), as_json, empty="no libraries yet: run `assistant ingest`",
                 line=lambda r: f"{r['library']:<20} {r['embedding_model']:<24} {r['papers']:>7} papers {r['chunks']:>8} chunks")
+
+
+@app.command()
+def doctor(
+    repair: Annotated[bool, typer.Option("--repair", help="Re-embed the records whose vectors are missing, then check again.")] = False,
+    library: Library = None,
+    chroma_url: ChromaUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check the library's store: every stored chunk, sentence and paper has its vector in the index."""
+    a = load_app(library=library, chroma_url=chroma_url)
+    result = a.doctor(repair=repair, note=lambda text: typer.echo(text, err=True))
+    if as_json:
+        _print_json({"store": a.library.store.where, "library": a.settings.library, **result.to_dict()})
+    else:
+        typer.echo(f"library {a.settings.library!r} ({a.library.model}) in {a.library.store.where}")
+        for kind, gap in result.before.items():
+            after = result.after[kind]
+            state = "every vector in the index" if gap.ok else f"{len(gap.missing):,} vectors missing from the index"
+            if repair and not gap.ok:
+                state += " → " + ("all restored" if after.ok else f"{len(after.missing):,} still missing")
+            typer.echo(f"  {kind:<10} {gap.records:>8,} records, {state}")
+    if not result.ok:
+        missing = sum(len(g.missing) for g in result.after.values())
+        typer.echo(f"error: {missing:,} records have no vector" + (
+            "" if repair else "; run `assistant doctor --repair` to re-embed them"), err=True)
+        raise typer.Exit(1)
 
 
 @app.command("backends")

@@ -13,9 +13,7 @@ papers stored before that get theirs at the next ingest (nothing else is redone)
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import sys
 import time
 from contextlib import contextmanager, nullcontext
@@ -42,7 +40,7 @@ GROUP_CHUNKS = 64
 
 
 class LibraryBusy(UserError):
-    """Another ingest is writing to this library."""
+    """Another ingest kept writing to this library for longer than this one would wait."""
 
 
 @dataclass
@@ -153,19 +151,46 @@ def content_hash(paper: Paper, embedder_name: str, chunk_tokens: int, chunker: s
     return hashlib.sha1(key.encode()).hexdigest()
 
 
+WAIT_NOTE_EVERY = 60.0  # seconds between "still waiting" notes
+
+
 @contextmanager
-def writer_lock(lock_dir: Path, library_key: str):
-    """One writer per library on this machine; a second gets LibraryBusy at once."""
+def writer_lock(lock_dir: Path, library_key: str, wait: float = 1800.0, on_wait: Callable[[str], None] | None = None):
+    """One writer per library on this machine: a second one waits for the first, saying so, up to ``wait`` seconds.
+
+    filelock's FileLock (an flock on Linux) is let go by the system when its holder dies, so a killed ingest
+    never leaves the library locked. ``on_wait`` receives the notes (default: stderr)."""
+    from filelock import FileLock, Timeout
+
+    note = on_wait or (lambda text: print(text, file=sys.stderr, flush=True))
+    name = library_key.split("__")[0]  # the key is <library>__<model>__chunks: users know the library's name
     lock_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_dir / f"{library_key}.lock", os.O_CREAT | os.O_RDWR)
+    lock = FileLock(lock_dir / f"{library_key}.lock")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LibraryBusy(f"library busy: another ingest is writing to {library_key}; try again when it ends") from None
+        lock.acquire(blocking=False)
+    except Timeout:
+        started = time.monotonic()
+        note(f"another ingest is writing to library {name!r}; waiting for it to finish "
+             f"(up to {_duration(wait)}) …")
+        while True:
+            left = wait - (time.monotonic() - started)
+            try:
+                lock.acquire(timeout=max(0.0, min(WAIT_NOTE_EVERY, left)))
+                break
+            except Timeout:
+                if left <= WAIT_NOTE_EVERY:
+                    raise LibraryBusy(f"library busy: another ingest has been writing to library {name!r} for more than "
+                                      f"{_duration(wait)}; try again when it ends") from None
+                note(f"still waiting for the other ingest ({_duration(time.monotonic() - started)} so far) …")
+        note(f"the other ingest has finished after {_duration(time.monotonic() - started)}; ingesting now")
+    try:
         yield
     finally:
-        os.close(fd)
+        lock.release()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def ingest(
@@ -183,6 +208,8 @@ def ingest(
     pdf_dir: Path | None = None,
     workers: int | None = None,
     log_dir: Path | None = None,
+    lock_wait: float = 1800.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Ingest files into ``library`` (a store.Library) with ``embedder``; returns the report.
 
@@ -192,6 +219,8 @@ def ingest(
     ``pdf_dir``: where PDFs are kept for the chat page to open (by the hash of their bytes); None leaves
     them where they are and records their path. ``workers``: processes reading PDFs (default: one per core).
     ``log_dir``: where the trace of a bug met in one file is written (that file is skipped, the others go on).
+    ``lock_wait``: how long to wait for another ingest into the same library to finish (``on_wait`` gets the
+    notes saying so).
 
     PDFs are full texts: a PDF already stored byte for byte (with the same chunking) is not read again; a PDF
     and an abstract-dump entry of the same paper (same arXiv id or DOI, or the same normalised title), in
@@ -238,7 +267,7 @@ def ingest(
     return ingest_papers(
         unique, library, embedder, chunk_tokens=chunk_tokens, chunker=chunker, lock_dir=lock_dir,
         progress=progress, on_progress=on_progress, report=report, started=started, sentences=sentences,
-        log_dir=log_dir,
+        log_dir=log_dir, lock_wait=lock_wait, on_wait=on_wait,
     )
 
 
@@ -256,6 +285,8 @@ def ingest_papers(
     started: float | None = None,
     sentences: bool = True,
     log_dir: Path | None = None,
+    lock_wait: float = 1800.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Store already-read, unique papers: embed the new or changed ones, skip the rest.
 
@@ -274,7 +305,7 @@ def ingest_papers(
         report.seconds = time.perf_counter() - started
         return report
 
-    lock = writer_lock(lock_dir, library.key) if lock_dir else nullcontext()
+    lock = writer_lock(lock_dir, library.key, lock_wait, on_wait) if lock_dir else nullcontext()
     with lock:
         stored = library.paper_states()
         todo: list[tuple[Paper, str]] = []
@@ -293,16 +324,14 @@ def ingest_papers(
                 report.new += 1
             todo.append((paper, h))
         max_tokens = min(chunk_tokens, embedder.max_tokens)
-        try:
-            if todo:
-                _embed_and_write(todo, library, embedder, chunk, max_tokens, report, progress, on_progress,
-                                 sentences, stored=report.unchanged, log_dir=log_dir,
-                                 updating=frozenset(p.paper_id for p, _ in todo if p.paper_id in stored))
-            if backfill:
-                _add_sentences(backfill, library, embedder, report)
-        finally:
-            if report.chunks_embedded:  # also after Ctrl-C: what was committed is searchable, BM25 included
-                library.bump_revision()
+        # Each commit writes the library's new revision with its paper records (store.Library.write): what a
+        # kill or Ctrl-C leaves committed is searchable at once, BM25 included, with no revision bump at the end.
+        if todo:
+            _embed_and_write(todo, library, embedder, chunk, max_tokens, report, progress, on_progress,
+                             sentences, stored=report.unchanged, log_dir=log_dir,
+                             updating=frozenset(p.paper_id for p, _ in todo if p.paper_id in stored))
+        if backfill:
+            _add_sentences(backfill, library, embedder, report)
     report.seconds = time.perf_counter() - started
     return report
 

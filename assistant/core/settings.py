@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     sentence_vectors: bool = Field(
         True, description="Store each sentence's vector at ingest, so answers look them up instead of embedding the "
         "sources' abstracts per question (off: ingest embeds about half as much, extractive answers take longer).")
+    ingest_wait: float = Field(
+        1800.0, ge=0, description="Seconds an ingest waits for another ingest into the same library to finish "
+        "(one writer per library at a time) before giving up.")
     chunk_tokens: int = Field(256, description="Largest chunk in the embedding model's tokens, title included.")
     chunker: Literal["llama-index", "sentences"] = Field(
         "llama-index", description="How abstracts are cut into chunks: llama-index (SentenceSplitter with the embedding "

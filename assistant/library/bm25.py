@@ -19,13 +19,20 @@ library's folder::
         CURRENT            the revision folder in use; replaced with os.replace, never absent once written
         <revision>/        a complete index, written under a temporary name and renamed into place
         <revision>.lock    held shared (flock) by every process whose loaded index reads that revision
-        .build.lock        held exclusively while a revision is built and old ones are cleaned
+        .build.lock        held exclusively (filelock) while a revision is built and old ones are cleaned
 
 A new revision is written in full, then ``CURRENT`` is swapped to it, then
 older revisions are removed, each only if an exclusive non-blocking lock on
 its ``.lock`` succeeds: a process still reading one keeps it until that
 process lets its index go (its lock closes when the index object is freed).
 In memory, a small LRU keeps the last few libraries' indexes, one revision each.
+
+The revision locks stay plain ``fcntl.flock``: they are shared locks held for as long as an index object lives
+and let go by its finalizer, in whatever thread drops the last reference, while the cleaner probes them with a
+non-blocking exclusive lock. filelock has no shared file lock of that kind (its ``ReadWriteLock`` is held per
+thread and released only by the thread that took it).
+
+A cached revision that cannot be read (junk in its files) is rebuilt from the store, with one warning.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -42,6 +51,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 from assistant.core.errors import UserError
+
+log = logging.getLogger(__name__)
 
 _STEMMER = None
 _STEMMER_LOCK = threading.Lock()
@@ -147,11 +158,26 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path) -> "BM25Index":
+        """The index saved in ``folder``; ``DamagedIndex`` when its files cannot be read or do not fit together."""
         import bm25s
 
-        ids = json.loads((folder / "ids.json").read_text())
-        model = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
-        return cls(model, ids["chunk_ids"], ids["paper_ids"], ids.get("chunk_counts"))
+        try:
+            ids = json.loads((folder / "ids.json").read_text())
+            model = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+            index = cls(model, ids["chunk_ids"], ids["paper_ids"], ids.get("chunk_counts"))
+            scores = model.scores
+            rows, indptr, vocab = int(scores["num_docs"]), scores["indptr"], len(model.vocab_dict)
+            fits = (len(index.chunk_ids) == len(index.paper_ids) == rows and len(indptr) in (vocab, vocab + 1)
+                    and int(indptr[-1]) == len(scores["indices"]) == len(scores["data"]))
+        except Exception as exc:  # noqa: BLE001 - any unreadable file (junk bytes, JSON, arrays) means the same
+            raise DamagedIndex(f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}") from None
+        if not fits:
+            raise DamagedIndex("its files do not fit together")
+        return index
+
+
+class DamagedIndex(Exception):
+    """A cached index on disk that cannot be read; it is rebuilt from the store."""
 
 
 UNITS = ("paper", "chunk")
@@ -189,11 +215,12 @@ _BUILD_LOCK = ".build.lock"
 
 
 def current_revision(library_dir: Path) -> str | None:
-    """The revision ``CURRENT`` names, or None before the first index is written."""
+    """The revision ``CURRENT`` names, or None before the first index is written (or when it holds junk)."""
     try:
-        return (library_dir / POINTER).read_text().strip() or None
-    except FileNotFoundError:
+        name = (library_dir / POINTER).read_bytes().decode("ascii").strip()
+    except (FileNotFoundError, UnicodeDecodeError):
         return None
+    return name if re.fullmatch(r"[A-Za-z0-9_-]{1,100}", name) else None
 
 
 def _set_current(library_dir: Path, revision: str) -> None:
@@ -317,15 +344,25 @@ def load_or_build(library, root: Path, location: str, unit: str = "paper") -> BM
     if index is not None:
         return index
     library_dir.mkdir(parents=True, exist_ok=True)
-    index = open_revision(library_dir, revision)
+    try:
+        index = open_revision(library_dir, revision)
+    except DamagedIndex:
+        index = None  # rebuilt below, under the build lock
     if index is None:
-        # One builder at a time per library, across threads and processes (flock on separate
-        # opens conflicts within a process too); whoever waited finds the revision written.
-        fd = os.open(library_dir / _BUILD_LOCK, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        # One builder at a time per library, across threads and processes; whoever waited finds the revision
+        # written. filelock's FileLock (flock): the system lets it go when a builder dies. Its timeout only keeps
+        # filelock from calling two threads of one process a deadlock; a build takes seconds (23 s at 100k papers).
+        from filelock import FileLock
+
+        with FileLock(library_dir / _BUILD_LOCK, is_singleton=True).acquire(timeout=3600):
             revision = library.revision() or "empty"  # it may have moved on while we waited
-            index = open_revision(library_dir, revision)
+            try:
+                index = open_revision(library_dir, revision)
+            except DamagedIndex as exc:
+                log.warning("BM25 index of %s (%s) could not be read (%s); rebuilding it from the store",
+                            key, library_dir / revision, exc)
+                _set_aside(library_dir, revision)
+                index = None
             if index is None:
                 built = BM25Index.build(rows_for(library, unit), chunk_counts=library.chunk_counts())
                 if not built.chunk_ids:  # an empty library: nothing to save (bm25s cannot save an empty index)
@@ -335,6 +372,14 @@ def load_or_build(library, root: Path, location: str, unit: str = "paper") -> BM
                 # Memory-mapped and held from disk (under the build lock no cleaner can remove it first).
                 index = open_revision(library_dir, revision) or built
                 clean(library_dir)
-        finally:
-            os.close(fd)
     return _remember(library_dir, revision, index)
+
+
+def _set_aside(library_dir: Path, revision: str) -> None:
+    """Move a damaged revision out of the way (a process that mapped it keeps its files) and delete it."""
+    aside = library_dir / f".tmp-damaged-{revision}-{os.getpid()}"
+    try:
+        os.replace(library_dir / revision, aside)
+    except OSError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)

@@ -406,7 +406,8 @@ class ChatPage:
         try:
             progress(0, desc="Reading")
             report = self.app.ingest(
-                [path], on_progress=lambda done, total: progress((done, total), desc="Embedding", unit="chunks"))
+                [path], on_progress=lambda done, total: progress((done, total), desc="Embedding", unit="chunks"),
+                on_wait=lambda note: progress(0, desc=note[:1].upper() + note[1:]))
         except Exception as exc:
             return md_text(error_text(exc)), self.library_count(), gr.skip()
         return render.ingest_summary(report, path.name), self.library_count(), self.find_papers("")

@@ -199,3 +199,27 @@ def test_bm25__an_unknown_unit_is_a_user_error(tmp_path):
 
     with pytest.raises(UserError, match="unknown BM25 unit"):
         load_or_build(Shelf(WORDS, "r1"), tmp_path, "here", unit="sentence")
+
+
+@pytest.mark.parametrize("damaged", ["ids.json", "vocab.index.json", "params.index.json", "data.csc.index.npy",
+                                     "indptr.csc.index.npy", "CURRENT"])
+def test_bm25__a_cached_index_with_junk_in_a_file_is_rebuilt_with_one_warning(tmp_path, caplog, damaged):
+    import assistant.library.bm25 as bm25
+
+    root = tmp_path / "bm25"
+    bm25.load_or_build(Shelf(WORDS, "r1"), root, "here")
+    bm25._CACHE.clear()  # as a new process finds it: on disk only
+    gc.collect()
+    target = _library_dir(root) / damaged if damaged == "CURRENT" else _library_dir(root) / "r1" / damaged
+    target.write_bytes(b"\xff\xfe junk \x00\x9f" * 50)
+
+    shelf = Shelf(WORDS, "r1")
+    index = bm25.load_or_build(shelf, root, "here")
+    assert index.paper_ids[index.search("unlearning", 5)[0][0]] == "p-unlearning"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if damaged == "CURRENT":  # only the pointer was junk: the revision's own files were fine
+        assert shelf.reads == 0 and warnings == []
+    else:
+        assert shelf.reads == 1 and len(warnings) == 1 and "rebuilding it from the store" in warnings[0], warnings
+    bm25._CACHE.clear()
+    assert bm25.load_or_build(Shelf(WORDS, "r1"), root, "here").search("unlearning", 5)  # the rebuilt one loads

@@ -80,9 +80,9 @@ def test_search__dense_pool_holds_distinct_papers_not_chunks(bundled_app):
 
 def test_bm25__an_empty_library_searches_to_nothing(tmp_path, embedder):
     from assistant.library.bm25 import load_or_build
-    from assistant.library.store import Library, make_client
+    from assistant.library.store import Library, open_store
 
-    library = Library(make_client(tmp_path / "chroma"), "empty", embedder.name)
+    library = Library(open_store(tmp_path / "chroma"), "empty", embedder.name)
     index = load_or_build(library, tmp_path / "bm25", "here")
     assert index.search("anything at all", 10) == []
 

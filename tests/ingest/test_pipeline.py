@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,11 @@ def test_ingest__nothing_readable_keeps_what_is_stored(app, tmp_path):
 def test_ingest__killed_half_way_is_completed_by_the_next_run_which_embeds_only_what_was_not_committed(
         app, tmp_path, temp_home):
     src = tmp_path / "papers.jsonl"
-    _papers_jsonl(src, 20)
+    rows = _papers_jsonl(src, 20)
+    first = tmp_path / "first.jsonl"
+    first.write_text("\n".join(json.dumps(r) for r in rows[:5]) + "\n")
+    app.ingest([first])
+    assert len(app.bm25().paper_ids) == 5  # the BM25 index of that revision, cached on disk and in memory
     # A real kill -9 in the middle: once half the chunks are committed (chunks, sentences and paper records together).
     script = textwrap.dedent(f"""
         import os, signal, sys
@@ -104,7 +109,9 @@ def test_ingest__killed_half_way_is_completed_by_the_next_run_which_embeds_only_
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     partial = app.library.count_papers()
     committed = app.library.count_chunks()
-    assert 0 < partial < 20
+    assert 5 < partial < 20
+    # What the killed ingest committed is already in BM25's index: its revision was committed with the papers.
+    assert sorted(app.bm25().paper_ids) == sorted(p.paper_id for p in app.library.iter_papers())
     report = app.ingest([src])
     assert report.unchanged == partial and report.new == 20 - partial
     ids = [cid for cid, _, _ in app.library.iter_chunks()]
@@ -173,15 +180,51 @@ def test_ingest__commits_small_groups_and_reports_progress_with_what_is_left(app
     assert "2 papers already stored; embedding the other 4" in err and "left=0" in err
 
 
-def test_ingest__second_writer_gets_library_busy(app, tmp_path, temp_home):
-    from ingest.pipeline import LibraryBusy, writer_lock
+def _hold_writer_lock(temp_home, key: str, seconds: float) -> subprocess.Popen:
+    """Another process holding the library's writer lock for ``seconds`` (started once it holds it)."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from ingest.pipeline import writer_lock
+        with writer_lock(Path({str(temp_home / "locks")!r}), {key!r}):
+            print("held", flush=True)
+            time.sleep({seconds})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_ingest__a_second_writer_waits_for_the_first_saying_so_then_writes(app, tmp_path, temp_home):
+    src = tmp_path / "papers.jsonl"
+    _papers_jsonl(src, 1)
+    holder = _hold_writer_lock(temp_home, app.library.key, 2.0)
+    notes: list[str] = []
+    started = time.monotonic()
+    report = app.ingest([src], on_wait=notes.append)
+    waited = time.monotonic() - started
+    assert holder.wait(timeout=30) == 0
+    assert report.new == 1 and app.library.count_papers() == 1
+    assert waited >= 1.0, waited  # it waited for the holder rather than failing
+    assert notes[0].startswith("another ingest is writing to library 'default'; waiting for it to finish"), notes
+    assert "has finished" in notes[-1], notes
+
+
+def test_ingest__a_writer_that_waits_past_its_limit_is_told_the_library_is_busy(app, tmp_path, temp_home):
+    from ingest.pipeline import LibraryBusy, ingest
 
     src = tmp_path / "papers.jsonl"
     _papers_jsonl(src, 1)
-    with writer_lock(temp_home / "locks", app.library.key):
-        with pytest.raises(LibraryBusy, match="library busy"):
-            app.ingest([src])
-    assert app.ingest([src]).new == 1
+    holder = _hold_writer_lock(temp_home, app.library.key, 30.0)
+    try:
+        with pytest.raises(LibraryBusy, match="library busy: another ingest has been writing to library 'default' for more than 1 s"):
+            ingest([src], app.library, app.embedder, lock_dir=temp_home / "locks", lock_wait=1.0, on_wait=lambda _: None)
+        assert app.library.count_papers() == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert app.ingest([src]).new == 1  # the lock went with the killed holder
 
 
 def test_report__a_file_with_many_bad_lines_is_one_summary_with_its_first_examples():

@@ -49,6 +49,25 @@ def _number_of(page, turn: int, title: str) -> int:
     return int(card.get_attribute("data-n"))
 
 
+def _chat_settled(page, quiet_ms: int = 600) -> None:
+    """Wait until the chat has stopped moving: its scroll position and height unchanged for ``quiet_ms``.
+
+    Gradio's chatbot scrolls itself to the bottom 300 ms after each update of its messages (when it is near
+    the bottom then), whatever happened in between. A tap sent as soon as an answer is complete races that
+    scroll: Playwright scrolls the chat to show the link, the chat jumps back under it, and Playwright's
+    retried scrolling can move the whole page (the flaky "131 px" on a busy machine). A person sees the
+    answer before tapping; the test waits for the same still page.
+    """
+    page.wait_for_function(
+        """(quiet) => {
+          const box = document.querySelector('#chatbot .bubble-wrap');
+          if (!box) return false;
+          const state = box.scrollTop + ':' + box.scrollHeight + ':' + scrollY;
+          if (window.__chatState !== state) { window.__chatState = state; window.__chatSince = performance.now(); }
+          return performance.now() - window.__chatSince >= quiet;
+        }""", arg=quiet_ms, timeout=30_000)
+
+
 def _above_the_fold(page, height: int) -> None:
     for selector in ("#question textarea", "#send"):
         box = page.locator(selector).bounding_box()
@@ -211,6 +230,7 @@ def test_browser__phone_workspace(live_page, browser):
         page.locator('#sources-panel .src-footer[data-question="What is negative preference optimization?"]').wait_for(
             timeout=90_000)
         _above_the_fold(page, 844)
+        _chat_settled(page)
         link = page.locator("#chatbot .message.bot").last.locator('a[href^="#src-"]').first
         link.tap()
         pop = page.locator("#cite-pop")
