@@ -47,8 +47,9 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections import OrderedDict
 from pathlib import Path
+
+from cachetools import LRUCache
 
 from assistant.core.errors import UserError
 
@@ -300,7 +301,7 @@ def clean(library_dir: Path) -> list[str]:
 
 
 CACHE_SIZE = 4  # libraries (or units) whose index stays in memory
-_CACHE: OrderedDict[Path, tuple[str, BM25Index]] = OrderedDict()
+_CACHE: LRUCache = LRUCache(maxsize=CACHE_SIZE)  # library folder -> (revision, index)
 _CACHE_LOCK = threading.Lock()
 
 
@@ -314,7 +315,6 @@ def _cached(library_dir: Path, revision: str) -> BM25Index | None:
             # still holds it) its lock is free and the build's clean can remove it.
             del _CACHE[library_dir]
             return None
-        _CACHE.move_to_end(library_dir)
         return got[1]
 
 
@@ -327,9 +327,6 @@ def _remember(library_dir: Path, revision: str, index: BM25Index) -> BM25Index:
         if got is not None and got[0] == revision:
             index = got[1]
         _CACHE[library_dir] = (revision, index)
-        _CACHE.move_to_end(library_dir)
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
         return index
 
 
