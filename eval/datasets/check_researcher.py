@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "daily-papers"
 QUESTIONS = ROOT / "eval" / "datasets" / "researcher.jsonl"
 
+# The library is parsed here again, standard library only, on purpose: the dev set's checks must not rest on
+# the reader (ingest/readers/daily_papers.py) whose output they help judge.
 BOILERPLATE = {
     s.casefold()
     for s in (
