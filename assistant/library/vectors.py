@@ -44,6 +44,10 @@ class TextVectors:
             for text, vec in zip(texts, vecs):
                 self._cache[text] = vec
 
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._cache)

@@ -81,7 +81,7 @@ class Searcher:
         self.bm25_loader = bm25_loader
         self.fusion = fusion or FusionConfig()
         # Query vectors, shared with answering when the App gives one cache to both (a question is embedded once).
-        self.vectors = vectors if vectors is not None else TextVectors(embedder.embed, maxsize=256)
+        self.vectors = vectors if vectors is not None else TextVectors(lambda texts: self.embedder.embed(texts), maxsize=256)
 
     # -- signals -------------------------------------------------------------------
 

@@ -33,16 +33,20 @@ def scifact_slice(tmp_path_factory) -> Path:
 
 
 class CountingEmbedder:
-    """The real embedder, counting the texts ingest embeds (queries go through embed_query)."""
+    """The real embedder, counting the library texts it embeds (the benchmark's queries are counted apart)."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, queries: set[str]):
         self.inner = inner
         self.name = inner.name
         self.max_tokens = inner.max_tokens
+        self.queries = queries
         self.embedded = 0
+        self.queries_embedded = 0
 
     def embed(self, texts, progress=False):
-        self.embedded += len(texts)
+        asked = sum(t in self.queries for t in texts)
+        self.queries_embedded += asked
+        self.embedded += len(texts) - asked
         return self.inner.embed(texts, progress)
 
     def embed_query(self, text):
@@ -67,11 +71,12 @@ def test_beir__indexes_scores_and_reuses_library_without_embedding(scifact_slice
     from assistant.core.settings import Settings
 
     settings = Settings(home=tmp_path / "home")
-    counting = CountingEmbedder(embedder)
+    counting = CountingEmbedder(embedder, set(load_queries(scifact_slice).values()))
     first = eval_beir(scifact_slice, "test", "hybrid", settings, counting)
     assert first["index"]["reused"] is False and first["index"]["papers"] == 60
     assert first["index"]["embedded"] >= 60 and first["index"]["sentences"] > 60  # chunks, and sentence vectors
     assert counting.embedded == first["index"]["embedded"] + first["index"]["sentences"]
+    assert counting.queries_embedded == first["queries"]  # each question embedded once
     assert first["library"] == "beir-scifact" and first["queries"] == 12
     # 60 documents, each query's relevant ones among them: retrieval must mostly find them.
     assert first["metrics"]["nDCG@10"] > 0.6 and first["metrics"]["R@100"] == 1.0
