@@ -299,6 +299,8 @@ def render_references(answer) -> list[str]:
     """What goes under an answer in the terminal: why it was declined or what is missing, the references with
     each one's supporting sentence, and the sentences the verifier could not support."""
     lines: list[str] = []
+    if answer.fallback:  # an LLM answer that failed the check: the extractive one is shown, saying why
+        lines += ["", f"Note: {answer.fallback['notice']}"]
     if answer.declined and answer.decline_reason:
         lines += ["", f"Why: {answer.decline_reason}."]
     if answer.unanswered_parts:
