@@ -310,11 +310,13 @@ def summarise(rows: list[dict], judged: bool = False) -> dict:
     return out
 
 
-def eval_answers(app, questions_file: Path, progress: bool = False, judge: bool = True, judge_llm=None) -> dict:
+def eval_answers(app, questions_file: Path, progress: bool = False, judge: bool = True, judge_llm=None,
+                 on_row=None) -> dict:
     """Run every question through ``app.engine`` and score it; returns the result for ``write_report``.
 
     The judge runs when ``judge`` is True and there is an LLM: ``judge_llm``, else
-    ``app.llm`` (None for the extractive backend).
+    ``app.llm`` (None for the extractive backend). ``on_row(row)`` is called as each question is scored (a long
+    run keeps what it has measured).
     """
     from assistant.core.prompts import load_prompt
     from eval.report import input_fingerprints
@@ -341,6 +343,8 @@ def eval_answers(app, questions_file: Path, progress: bool = False, judge: bool 
             for key in JUDGE_METRICS:
                 row[key] = verdict.get(key)
         rows.append(row)
+        if on_row is not None:
+            on_row(row)
 
     groups = {t: summarise([r for r in rows if r["type"] == t], prompt is not None) for t in sorted({r["type"] for r in rows})}
     groups["overall"] = summarise(rows, prompt is not None)

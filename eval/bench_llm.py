@@ -101,10 +101,18 @@ def run(app, questions: Path, out: Path, *, max_tokens: int = 320, timeout: floa
     out.mkdir(parents=True, exist_ok=True)
     model = model or fetch(log=log)
     load_before = load_average()
+    ordered = out / "questions.jsonl"  # the types taken in turn: a run cut short still measured every type
+    ordered.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in interleave(questions)))
     log(f"extractive backend: {questions}")
     extractive_app = App(app.settings.with_overrides(backend="extractive"), embedder=app.embedder, client=app.client)
-    extractive = eval_answers(extractive_app, questions, progress=True, judge=False)
+    extractive = eval_answers(extractive_app, ordered, progress=True, judge=False)
     write_report(extractive, "answers", "extractive", out)
+    rows_file = out / "llm-rows.jsonl"
+    rows_file.write_text("")
+
+    def keep(row: dict) -> None:
+        with rows_file.open("a") as f:
+            f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     server_log = out / "llama-server.log"
     with LlamaServer(model, server_log, threads=threads) as server:
         log(f"LLM backend: {MODEL_ALIAS} at {server.url} (context {CONTEXT})")
@@ -115,7 +123,7 @@ def run(app, questions: Path, out: Path, *, max_tokens: int = 320, timeout: floa
             settings = settings.model_copy(update={"llm_answer": settings.llm_answer.model_copy(update={"structured": structured})})
         llm_app = App(settings, embedder=app.embedder, client=app.client)
         started = time.perf_counter()
-        llm = eval_answers(llm_app, questions, progress=True, judge=False)
+        llm = eval_answers(llm_app, ordered, progress=True, judge=False, on_row=keep)
         wall = time.perf_counter() - started
     write_report(llm, "answers", "llm", out)
     speed = server_speed(server_log.read_text(errors="replace"))
@@ -136,6 +144,39 @@ def run(app, questions: Path, out: Path, *, max_tokens: int = 320, timeout: floa
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     (out / "report.md").write_text(render(report))
     return report
+
+
+def interleave(questions: Path) -> list[dict]:
+    """The question set with its kinds taken in turn (lookup, numeric, …, near-miss, off-topic, then again), each in
+    file order."""
+    by_type: dict[str, list[dict]] = {}
+    for line in questions.read_text().splitlines():
+        if line.strip():
+            q = json.loads(line)
+            by_type.setdefault(q.get("unanswerable_kind") or q.get("type", "other"), []).append(q)
+    out: list[dict] = []
+    while any(by_type.values()):
+        for qs in by_type.values():
+            if qs:
+                out.append(qs.pop(0))
+    return out
+
+
+def report_from_rows(out: Path) -> dict:
+    """The side-by-side report of a run cut short: the LLM rows kept so far (``llm-rows.jsonl``) beside the
+    extractive answers to the same questions."""
+    from eval.answers_eval import summarise
+
+    llm_rows = [json.loads(line) for line in (out / "llm-rows.jsonl").read_text().splitlines() if line.strip()]
+    ids = {r["id"] for r in llm_rows}
+    ext_rows = [r for r in json.loads((out / "extractive" / "report.json").read_text())["per_answer"] if r["id"] in ids]
+
+    def groups(rows: list[dict]) -> dict:
+        out = {t: summarise([r for r in rows if r["type"] == t]) for t in sorted({r["type"] for r in rows})}
+        return out | {"overall": summarise(rows)}
+
+    return {"groups": {"extractive": groups(ext_rows), "llm": groups(llm_rows)},
+            "per_answer": {"extractive": ext_rows, "llm": llm_rows}}
 
 
 def _version(dist: str) -> str:

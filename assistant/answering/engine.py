@@ -28,6 +28,7 @@ out raises a BackendError saying how long it waited.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -177,9 +178,10 @@ class CitedQueryEngine(CustomQueryEngine):
         generate_ms = (time.perf_counter() - gen_started) * 1000
         raw = "".join(pieces).strip()
         answer = self._finish(base, raw, plan, started, retrieve_ms, generate_ms)
-        if self.fallback is not None:  # verified before it is shown: the answer as it stands, paragraph by paragraph
-            for k, paragraph in enumerate(answer.answer.split("\n\n")):
-                yield Event("delta", text=("\n\n" if k else "") + paragraph)
+        if self.fallback is not None:  # verified before it is shown: the answer as it stands, sentence by sentence
+            for piece in re.split(r"(?<=[.!?])(?=\s)", answer.answer):
+                if piece:
+                    yield Event("delta", text=piece)
         yield Event("done", answer=answer)
 
     # -- follow-ups ------------------------------------------------------------------

@@ -156,8 +156,23 @@ class LLMSynthesizer(CitingSynthesizer):
         """Chat messages for this plan and the answer's token limit (what the context window leaves, at most
         ``max_tokens``)."""
         selection, items = self.select(plan)
+        items = self.fit(plan, selection, items, self.structured if structured is None else structured)
         messages = self.render(plan, selection, items, self.structured if structured is None else structured)
         return messages, self._room(messages)
+
+    def fit(self, plan: AnswerPlan, selection: Selection, items: list[Evidence], structured: str) -> list[Evidence]:
+        """The evidence cut to the context window with room for the answer: the last sentences go first, then the
+        one left is shortened (a huge question still fails, in ``_room``)."""
+        budget = self.context_window - min(self.max_tokens, self.context_window // 2) - SAFETY_TOKENS
+        while len(items) > 1 and estimate_tokens(self.render(plan, selection, items, structured)) > budget:
+            items = items[:-1]
+        if items and estimate_tokens(self.render(plan, selection, items, structured)) > budget:
+            excess = int((estimate_tokens(self.render(plan, selection, items, structured)) - budget) * CHARS_PER_TOKEN)
+            text = items[0].text
+            if len(text) - excess >= 200:
+                cut = text[: len(text) - excess].rsplit(" ", 1)[0] + " …"
+                items = [Evidence(items[0].k, items[0].n, items[0].page, cut, items[0].title, items[0].part)]
+        return items
 
     def _room(self, messages: list[dict]) -> int:
         room = min(self.max_tokens, self.context_window - estimate_tokens(messages) - SAFETY_TOKENS)
@@ -187,6 +202,7 @@ class LLMSynthesizer(CitingSynthesizer):
         """The model's reply and the format it was asked for; a server that refuses the structured format is asked
         again in prose (and not asked for the format again)."""
         structured = self.structured
+        items = self.fit(plan, selection, items, structured)
         messages = self.render(plan, selection, items, structured)
         llm = self._llm
         if structured in STRUCTURED:
