@@ -131,6 +131,8 @@ def denied(sentence: str) -> str | None:
     """What a sentence says the sources do not give ("The indexed papers do not give the learning rate." → "the
     learning rate"; "" for a bare "the papers do not say"), or None when the sentence is no denial."""
     text = strip_citations(sentence).strip().rstrip(".!")
+    if text == DECLINE_PHRASE.rstrip("."):
+        return None  # the decline itself: no claim, checked by the answerability decision
     for pattern in (_DENIAL, _NO_INFO, _NOT_IN, _NONE_OF):
         m = pattern.match(text)
         if m:
