@@ -347,8 +347,8 @@ def compose(selection: Selection, items: list[Evidence], written: list[Written])
         marks = list(dict.fromkeys((e.n, e.page) for e in cited))
         placed.append((part, cite_all(w.text, marks)))
     if selection.mode == "answer":
-        text = " ".join([selection.absence] * bool(selection.absence) + [s for _, s in placed])
-        yield text
+        # What is missing stands apart, so that no sentence of the model's is read as part of the denial.
+        yield "\n\n".join([selection.absence] * bool(selection.absence) + [" ".join(s for _, s in placed)])
         return
     paragraphs = [selection.absence] if selection.absence else []
     for i, part in enumerate(selection.parts):

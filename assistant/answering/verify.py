@@ -136,7 +136,9 @@ def denied(sentence: str) -> str | None:
     for pattern in (_DENIAL, _NO_INFO, _NOT_IN, _NONE_OF):
         m = pattern.match(text)
         if m:
-            return m.group("what").strip(" ,;:")
+            # What is denied ends with its sentence: the splitter keeps "… error rate. w2v-BERT achieves …" together
+            # (no capital after the full stop), and the claim after it is no part of the denial.
+            return re.split(r"(?<=[.!?])\s", m.group("what"), maxsplit=1)[0].strip(" ,;:.")
     return None
 
 

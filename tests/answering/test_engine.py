@@ -287,7 +287,7 @@ def test_llm__what_the_sources_lack_is_said_by_the_code_never_prompted(bundled_a
     answer = _llm_app(bundled_app, openai_server).engine.ask(question)
     prompt = json.dumps(openai_server.bodies[-1]["messages"])
     assert DECLINE_PHRASE not in prompt and "do not give" not in prompt and "nothing found missing" not in prompt
-    assert answer.answer.startswith("The indexed papers do not give the learning rate. ")
+    assert answer.answer.startswith("The indexed papers do not give the learning rate.\n\n")
     assert answer.answerability == "partial" and answer.unanswered_parts == ["the learning rate"]
     assert answer.fallback is None and not answer.unsupported_sentences
 

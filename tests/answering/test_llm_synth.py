@@ -100,7 +100,7 @@ def test_llm_synth__never_shows_the_model_a_decline_sentence_or_rules_that_do_no
 def test_llm_synth__what_the_sources_lack_is_stated_by_the_code_before_the_models_sentences(openai_server, replies):
     openai_server.push(replies.sse(["NPO avoids collapse [3]."]))
     text = "".join(synth(openai_server).write(plan("What learning rate did NPO use?", unanswered=["the learning rate"])))
-    assert text == "The indexed papers do not give the learning rate. NPO avoids collapse [1]."
+    assert text == "The indexed papers do not give the learning rate.\n\nNPO avoids collapse [1]."
 
 
 def test_llm_synth__json_schema_reply_is_parsed_into_cited_sentences(openai_server, replies):
