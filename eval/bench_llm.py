@@ -179,6 +179,37 @@ def report_from_rows(out: Path) -> dict:
             "per_answer": {"extractive": ext_rows, "llm": llm_rows}}
 
 
+def redo(app, out: Path, ids: list[str], *, max_tokens: int = 320, timeout: float = 600.0, threads: int | None = None,
+         structured: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """Ask the LLM ``ids`` of a finished run again (after a fix), replace their rows, and rewrite the side-by-side
+    report from the rows; the report lists the questions asked again (``redone``)."""
+    from assistant.app import App
+    from eval.answers_eval import eval_answers
+    from eval.llm_model import MODEL_ALIAS, fetch
+
+    report = json.loads((out / "report.json").read_text())
+    wanted = set(ids)
+    subset = out / "redo-questions.jsonl"
+    subset.write_text("".join(line + "\n" for line in (out / "questions.jsonl").read_text().splitlines()
+                              if line.strip() and json.loads(line)["id"] in wanted))
+    with LlamaServer(fetch(log=log), out / "llama-server-redo.log", threads=threads) as server:
+        settings = app.settings.with_overrides(backend="openai-compatible", llm_base_url=server.url, llm_model=MODEL_ALIAS,
+                                               llm_context_window=CONTEXT, llm_max_tokens=max_tokens,
+                                               llm_timeout=timeout, llm_max_retries=0, llm_temperature=0.0)
+        if structured:
+            settings = settings.model_copy(update={"llm_answer": settings.llm_answer.model_copy(update={"structured": structured})})
+        again = {r["id"]: r for r in eval_answers(App(settings, embedder=app.embedder, client=app.client), subset,
+                                                  progress=True, judge=False)["per_answer"]}
+    rows = [json.loads(line) for line in (out / "llm-rows.jsonl").read_text().splitlines() if line.strip()]
+    rows = [again.get(r["id"], r) for r in rows]
+    (out / "llm-rows.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
+    report |= report_from_rows(out)
+    report["redone"] = sorted(set(report.get("redone", [])) | wanted)
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    (out / "report.md").write_text(render(report))
+    return report
+
+
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -209,6 +240,8 @@ def render(report: dict) -> str:
         lines += [f"| {k} | {fmt(ext.get(k))} | {fmt(llm.get(k))} |" for k in SIDE_BY_SIDE
                   if ext.get(k) is not None or llm.get(k) is not None]
         lines.append("")
+    if report.get("redone"):
+        lines += [f"Asked again after a fix (`assistant eval llm --redo`): {', '.join(report['redone'])}.", ""]
     fallbacks = [r for r in report["per_answer"]["llm"] if r.get("fallback")]
     if fallbacks:
         lines += ["## Fallbacks (the extractive answer shown, with the notice)", "", "| id | reason |", "|---|---|"]
