@@ -193,17 +193,25 @@ class App:
         embed = self.bank.embed_cached if self.embedder.name.startswith(LOCAL_MODEL) else None
         return Verifier(embed, llm=self.llm if self.settings.llm_verify else None)
 
+    def extractive(self, streaming: bool = True):
+        """The extractive synthesizer: the answer of the extractive backend, the evidence an LLM rewrites, and the
+        answer shown when an LLM's fails the check."""
+        from assistant.answering.extractive import ExtractiveSynthesizer
+
+        return ExtractiveSynthesizer(self.bank, stats=self.library_stats, config=self.settings.extractive,
+                                     streaming=streaming)
+
     def synthesizer(self, streaming: bool = True):
-        """The configured backend's synthesizer: extractive (no LLM) or the LLM's."""
+        """The configured backend's synthesizer: extractive (no LLM) or the LLM's, writing from the extractive
+        synthesizer's evidence."""
         if self.llm is None:
-            from assistant.answering.extractive import ExtractiveSynthesizer
+            return self.extractive(streaming)
+        from assistant.answering.llm_synth import LLMSynthesizer, structured_for
 
-            return ExtractiveSynthesizer(self.bank, stats=self.library_stats, config=self.settings.extractive,
-                                         streaming=streaming)
-        from assistant.answering.llm_synth import LLMSynthesizer
-
-        return LLMSynthesizer(self.llm, context_window=self.settings.llm_context_window,
-                              max_tokens=self.settings.llm_max_tokens, streaming=streaming)
+        s = self.settings
+        return LLMSynthesizer(self.llm, evidence=self.extractive(streaming), config=s.llm_answer,
+                              structured=structured_for(s.backend, s.llm_answer.structured),
+                              context_window=s.llm_context_window, max_tokens=s.llm_max_tokens, streaming=streaming)
 
     def query_engine(self, streaming: bool = False):
         """The answer path as one llama-index query engine (retriever → answerability → synthesizer → verifier)."""
@@ -227,6 +235,8 @@ class App:
             model="sentence-selection" if self.llm is None else model_name(self.llm),
             k=self.settings.top_k,
             streaming=streaming,
+            fallback=self.extractive() if self.llm is not None and self.settings.llm_answer.fallback else None,
+            min_supported=self.settings.llm_answer.min_supported,
         )
 
     @cached_property

@@ -339,6 +339,9 @@ def render_references(answer) -> list[str]:
     support. An answer saved before claims were recorded shows each reference's best sentence instead."""
     lines: list[str] = []
     claims = getattr(answer, "claims", None) or []
+    fallback = getattr(answer, "fallback", None)
+    if fallback:  # an LLM answer that failed the check: the extractive one is shown, saying why
+        lines += ["", f"Note: {fallback['notice']}"]
     if answer.declined and answer.decline_reason:
         lines += ["", f"Why: {answer.decline_reason}."]
     if answer.unanswered_parts:

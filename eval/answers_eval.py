@@ -36,6 +36,13 @@ decline accuracy). An answer is *declined* when the engine says so
   mean of those scores (0–1); None when the engine gives none.
 * supported_rate — answers that were not declined: share of the answer's
   sentences the verifier did not list in ``unsupported_sentences``.
+* cited_sentence_rate — answers that were not declined: share of the answer's claim sentences (``is_claim``:
+  not a heading, not a denial) that carry a citation mark.
+* false_denial_opener — answers that were not declined: 1 when the first sentence is a denial ("The indexed
+  papers do not give X", ``verify.denied``) that the verifier found false or that the engine's decision did not make
+  (nothing found missing: ``unanswered_parts`` empty).
+* fallback — answers that were not declined: 1 when an LLM's answer failed the check and the extractive one was
+  shown instead (``fallback`` in the Answer; its reason is kept in the row as ``fallback_reason``).
 * latency_p50_ms / latency_p95_ms — percentiles of the whole ask (``timings.total_ms``).
 * full-text questions (``page`` and ``passage`` given, as in eval/datasets/fulltext.jsonl):
   paper_first — 1 when the answer's first source (the retriever's best paper) is a gold paper (a decline
@@ -71,7 +78,8 @@ _NUMBER = re.compile(r"^[\d.,]+\s*(%|x|×|[kKmMbB])?$")
 
 # Per-question metrics, in report order; each group reports their means.
 METRICS = ("answered", "answered_in_full", "near_miss_handled", "offtopic_declined", "decline_accuracy",
-           "gold_precision", "gold_recall", "key_fact_coverage", "citation_validity", "support", "supported_rate")
+           "gold_precision", "gold_recall", "key_fact_coverage", "citation_validity", "support", "supported_rate",
+           "cited_sentence_rate", "false_denial_opener", "fallback")
 JUDGE_METRICS = ("faithfulness", "correctness")
 
 
@@ -182,6 +190,8 @@ def score_answer(q: dict, answer, gold: list[str]) -> dict:
     }
     if answerable and (cited_ids or not declined):
         row["gold_precision"] = hits / len(cited_ids) if cited_ids else 0.0
+    if not declined:
+        row.update(citation_scores(answer))
     if not q.get("passage") and not declined:
         # A question about abstracts asked of a library that also holds full texts: does the answer cite a PDF?
         full_texts = {s.get("paper_id") for s in getattr(answer, "sources", None) or [] if isinstance(s, dict) and s.get("pages")}
@@ -189,6 +199,22 @@ def score_answer(q: dict, answer, gold: list[str]) -> dict:
     if answerable and q.get("passage") and q.get("page"):
         row.update(fulltext_scores(q, answer, gold))
     return row
+
+
+def citation_scores(answer) -> dict:
+    """cited_sentence_rate, false_denial_opener and fallback (with its reason) of an answer that was not declined."""
+    from assistant.answering.citations import answer_sentences, parse_citations
+    from assistant.answering.verify import denied, is_claim
+
+    sentences = answer_sentences(answer.answer or "")
+    claims = [s for s in sentences if is_claim(s) and denied(s) is None]
+    opener = sentences[0] if sentences else ""
+    false_opener = denied(opener) is not None and (
+        not (getattr(answer, "unanswered_parts", None) or []) or opener in (answer.unsupported_sentences or []))
+    fallback = getattr(answer, "fallback", None) or {}
+    return {"cited_sentence_rate": _share(sum(bool(parse_citations(s)) for s in claims), len(claims)),
+            "false_denial_opener": float(false_opener), "fallback": float(bool(fallback)),
+            "fallback_reason": fallback.get("reason", "")}
 
 
 # -- the LLM judge ----------------------------------------------------------------------
@@ -284,11 +310,13 @@ def summarise(rows: list[dict], judged: bool = False) -> dict:
     return out
 
 
-def eval_answers(app, questions_file: Path, progress: bool = False, judge: bool = True, judge_llm=None) -> dict:
+def eval_answers(app, questions_file: Path, progress: bool = False, judge: bool = True, judge_llm=None,
+                 on_row=None) -> dict:
     """Run every question through ``app.engine`` and score it; returns the result for ``write_report``.
 
     The judge runs when ``judge`` is True and there is an LLM: ``judge_llm``, else
-    ``app.llm`` (None for the extractive backend).
+    ``app.llm`` (None for the extractive backend). ``on_row(row)`` is called as each question is scored (a long
+    run keeps what it has measured).
     """
     from assistant.core.prompts import load_prompt
     from eval.report import input_fingerprints
@@ -315,6 +343,8 @@ def eval_answers(app, questions_file: Path, progress: bool = False, judge: bool 
             for key in JUDGE_METRICS:
                 row[key] = verdict.get(key)
         rows.append(row)
+        if on_row is not None:
+            on_row(row)
 
     groups = {t: summarise([r for r in rows if r["type"] == t], prompt is not None) for t in sorted({r["type"] for r in rows})}
     groups["overall"] = summarise(rows, prompt is not None)

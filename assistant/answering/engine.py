@@ -18,6 +18,9 @@ one, otherwise by carrying the previous question along for retrieval (the
 follow-up's own words still decide what is asked). The rewritten question is
 shown in the Answer (``standalone_question``).
 
+With an LLM backend the answer is verified before it is shown: one that fails the check (guard.py) is replaced by
+the extractive answer from the same evidence (``fallback``), and the Answer's ``fallback`` says why.
+
 An answer's model calls (the rewrite, the answer, the optional LLM check) share
 one deadline of ``llm_timeout`` seconds (llms/deadline.py); a call that runs
 out raises a BackendError saying how long it waited.
@@ -25,6 +28,7 @@ out raises a BackendError saying how long it waited.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -35,6 +39,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from assistant.answering.answerability import Answerability, LibraryStats
 from assistant.answering.evidence import SentenceBank
+from assistant.answering.guard import notice, rejection
 from assistant.answering.question import FOLLOW_UP, analyse
 from assistant.answering.relevance import annotate
 from assistant.answering.synthesis import AnswerPlan, sources_from_nodes
@@ -72,6 +77,10 @@ class CitedQueryEngine(CustomQueryEngine):
     model: str = "sentence-selection"
     k: int = 8
     streaming: bool = False
+    # An LLM backend's answer is verified before it is shown, and replaced by this synthesizer's (the extractive one)
+    # when it fails the check (guard.py); None: the synthesizer's pieces are shown as they come (extractive).
+    fallback: Any = None
+    min_supported: float = 0.8  # share of an LLM answer's claim sentences that must be supported (llm_answer.*)
 
     # -- llama-index entry point -------------------------------------------------------
 
@@ -164,10 +173,16 @@ class CitedQueryEngine(CustomQueryEngine):
         for piece in _response_pieces(response):  # BackendError propagates: never a half answer as complete
             if piece:
                 pieces.append(piece)
-                yield Event("delta", text=piece)
+                if self.fallback is None:
+                    yield Event("delta", text=piece)
         generate_ms = (time.perf_counter() - gen_started) * 1000
         raw = "".join(pieces).strip()
-        yield Event("done", answer=self._finish(base, raw, plan, started, retrieve_ms, generate_ms))
+        answer = self._finish(base, raw, plan, started, retrieve_ms, generate_ms)
+        if self.fallback is not None:  # verified before it is shown: the answer as it stands, sentence by sentence
+            for piece in re.split(r"(?<=[.!?])(?=\s)", answer.answer):
+                if piece:
+                    yield Event("delta", text=piece)
+        yield Event("done", answer=answer)
 
     # -- follow-ups ------------------------------------------------------------------
 
@@ -228,14 +243,27 @@ class CitedQueryEngine(CustomQueryEngine):
 
     def _finish(self, answer: Answer, raw: str, plan: AnswerPlan, started: float, retrieve_ms: float,
                 generate_ms: float) -> Answer:
-        if not raw or raw.rstrip(".") == DECLINE_PHRASE.rstrip(".") or raw.startswith(DECLINE_PHRASE):
+        declined = not raw or raw.rstrip(".") == DECLINE_PHRASE.rstrip(".") or raw.startswith(DECLINE_PHRASE)
+        if declined and self.fallback is None:
             answer.answer, answer.declined, answer.answerability = DECLINE_PHRASE, True, "decline"
             answer.decline_reason = "the model found no answer in the sources"
             answer.timings = _timings(started, retrieve_ms, generate_ms, 0.0)
             return answer
         verify_started = time.perf_counter()
         off = {x.text for x in plan.sentences if (x.n, x.index) in plan.decision.unquotable}
-        check = self.verifier.verify(raw, plan.sources, deadline=plan.deadline, off_question=off.__contains__)
+
+        def verify(text: str):
+            return self.verifier.verify(text, plan.sources, deadline=plan.deadline, off_question=off.__contains__,
+                                        absent=plan.decision.unanswered)
+
+        check = verify(raw) if not declined else None
+        if self.fallback is not None:
+            # The decision says the sources answer: a model that declines, or fails the check, is not shown.
+            reason = "the model declined, though the sources answer" if declined else rejection(check, self.min_supported)
+            if reason:
+                answer.fallback = {"from": "llm", "reason": reason, "notice": notice(reason),
+                                   "text": check.text if check is not None else raw}
+                check = verify("".join(self.fallback.write(plan)).strip())
         verify_ms = (time.perf_counter() - verify_started) * 1000
         answer.answer = check.text
         answer.citations = check.citations

@@ -26,6 +26,7 @@ How it picks, for each mode:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Callable, Generator
 
 import numpy as np
@@ -77,19 +78,20 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         return self._stats()
 
     def write(self, plan: AnswerPlan) -> Generator[str, None, None]:
+        yield from render(self.select(plan))
+
+    def select(self, plan: AnswerPlan) -> Selection:
+        """The quotes this answer is made of, in parts (a comparison's sides, a summary's themes): what the extractive
+        answer prints, and the evidence an LLM backend rewrites (llm_synth.py)."""
         # The answerability decision has said what may be quoted, and that something may (it declines otherwise).
         sentences = plan.sentences or self.bank.sentences(plan.sources)
         pool = plan.decision.quotable(sentences)
-        prefix = absence_sentence(plan.decision.unanswered) + " " if plan.decision.unanswered else ""
+        absence = absence_sentence(plan.decision.unanswered) if plan.decision.unanswered else ""
         if plan.question.mode == "compare" and len(plan.question.sides) >= 2:
-            yield from self._compare(plan, sentences, prefix)
-        elif plan.question.mode == "summarize":
-            yield prefix
-            yield from self._summarize(plan, pool)
-        else:
-            chosen = self._select(plan, pool, sentences)
-            yield prefix
-            yield from self._emit(chosen)
+            return Selection("compare", absence, self._compare(plan, sentences))
+        if plan.question.mode == "summarize":
+            return Selection("summarize", absence, self._summarize(plan, pool))
+        return Selection("answer", absence, [Part("", self._select(plan, pool, sentences))])
 
     # -- answer ----------------------------------------------------------------------
 
@@ -183,7 +185,7 @@ class ExtractiveSynthesizer(CitingSynthesizer):
 
     # -- compare ---------------------------------------------------------------------
 
-    def _compare(self, plan: AnswerPlan, sentences: list[Sentence], prefix: str) -> Generator[str, None, None]:
+    def _compare(self, plan: AnswerPlan, sentences: list[Sentence]) -> list[Part]:
         """One part per side (sentences that name it, from the papers that speak for it), then what sets them apart."""
         question = plan.question
         sides = question.sides[:2]
@@ -226,22 +228,12 @@ class ExtractiveSynthesizer(CitingSynthesizer):
         both = [s for s in sentences if s.quotable and names[(s.n, s.index)] == set(sides)]
         contrast = pick(both, qvec, order, 2) if all(p for _, p in parts) else []
 
-        if prefix:
-            yield prefix.strip()
-        for k, (side, picks) in enumerate(parts):
-            lead = "\n\n" if k or prefix else ""
-            if not picks:
-                yield f"{lead}The indexed papers do not cover {side}."
-                continue
-            yield f"{lead}On {side}: "
-            yield from self._emit(picks)
-        if contrast:
-            yield "\n\nSide by side: "
-            yield from self._emit(contrast)
+        out = [Part(side, picks, "" if picks else f"The indexed papers do not cover {side}.") for side, picks in parts]
+        return out + ([Part(CONTRAST, contrast)] if contrast else [])
 
     # -- summarize -------------------------------------------------------------------
 
-    def _summarize(self, plan: AnswerPlan, pool: list[Sentence]) -> Generator[str, None, None]:
+    def _summarize(self, plan: AnswerPlan, pool: list[Sentence]) -> list[Part]:
         topic = plan.question.topic if plan.question.text.strip() else ""
         tvec = self.bank.embed([topic])[0] if topic else None
         by_paper: dict[int, list[Sentence]] = {}
@@ -267,11 +259,8 @@ class ExtractiveSynthesizer(CitingSynthesizer):
             keys[n] = sorted(chosen, key=lambda s: s.index)
         titles = {s.n: s.title for s in plan.sources}
         groups = self._themes([n for n in order if n in keys], centroids)
-        for k, group in enumerate(groups):
-            label = self._label([titles.get(n, "") for n in group], [[s.text for s in by_paper[n]] for n in group],
-                                topic) if len(groups) > 1 else ""
-            yield ("\n\n" if k else "") + (f"{label}:\n\n" if label else "")
-            yield from self._emit([[s] for n in group for s in keys[n]])
+        return [Part(self._label([titles.get(n, "") for n in group], [[s.text for s in by_paper[n]] for n in group], topic)
+                     if len(groups) > 1 else "", [[s] for n in group for s in keys[n]]) for group in groups]
 
     def _themes(self, order: list[int], centroids: dict[int, np.ndarray]) -> list[list[int]]:
         """Papers grouped by theme: average-linkage merging of the most alike groups, while they are alike enough
@@ -314,10 +303,72 @@ class ExtractiveSynthesizer(CitingSynthesizer):
                 return " and ".join(surface[s] for s in shared[:2]).capitalize()
         return "Further work"
 
-    @staticmethod
-    def _emit(units: list[list[Sentence]]) -> Generator[str, None, None]:
-        first = True
-        for unit in units:
-            for s in unit:
-                yield ("" if first else " ") + cite(s.text, s.n, s.page)
-                first = False
+
+
+CONTRAST = "Side by side"  # the heading of a comparison's closing part: sentences that name both sides
+
+
+@dataclass
+class Part:
+    """One part of an answer: a comparison's side (``heading`` is the side), a summary's theme (its label, "" when
+    the summary has one theme) or the whole answer (""); ``units`` are its quotes (a sentence, or a dependent
+    sentence with the one it leans on); ``missing`` says a side has nothing to quote."""
+
+    heading: str
+    units: list[list[Sentence]]
+    missing: str = ""
+
+    @property
+    def sentences(self) -> list[Sentence]:
+        return [s for unit in self.units for s in unit]
+
+
+@dataclass
+class Selection:
+    """The quotes an answer is made of: its mode, the absence sentence the decision calls for ("" when nothing is
+    missing) and its parts, in order."""
+
+    mode: str  # "answer" | "compare" | "summarize"
+    absence: str
+    parts: list[Part] = field(default_factory=list)
+
+    @property
+    def sentences(self) -> list[Sentence]:
+        return [s for part in self.parts for s in part.sentences]
+
+
+def render(selection: Selection) -> Generator[str, None, None]:
+    """The extractive answer's text, in pieces: every quote cited, a comparison one paragraph per side ("On NPO: …"),
+    a summary one per theme."""
+    prefix = selection.absence + " " if selection.absence else ""
+    if selection.mode == "compare":
+        if prefix:
+            yield prefix.strip()
+        for k, part in enumerate(selection.parts):
+            if part.heading == CONTRAST:
+                yield f"\n\n{CONTRAST}: "
+                yield from _emit(part.units)
+                continue
+            lead = "\n\n" if k or prefix else ""
+            if not part.units:
+                yield f"{lead}{part.missing}"
+                continue
+            yield f"{lead}On {part.heading}: "
+            yield from _emit(part.units)
+    elif selection.mode == "summarize":
+        yield prefix
+        for k, part in enumerate(selection.parts):
+            yield ("\n\n" if k else "") + (f"{part.heading}:\n\n" if part.heading else "")
+            yield from _emit(part.units)
+    else:
+        yield prefix
+        for part in selection.parts:
+            yield from _emit(part.units)
+
+
+def _emit(units: list[list[Sentence]]) -> Generator[str, None, None]:
+    first = True
+    for unit in units:
+        for s in unit:
+            yield ("" if first else " ") + cite(s.text, s.n, s.page)
+            first = False

@@ -59,8 +59,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A sentence saying what the sources lack is not a claim about them.
+# A sentence saying what the sources lack is not a claim about them: it is a denial, checked apart (``denied``).
 ABSENCE_PREFIX = "The indexed papers do not"
+# Denials in the assistant's voice: "the papers do not give X", "there is no information about X", "X is not mentioned
+# in the sources", "none of the papers describe X". A quoted finding ("prior studies do not address X") is no denial.
+_VERBS = (r"give|mention|describe|provide|report|discuss|say|cover|contain|specify|include|state|address|explain|detail|"
+          r"offer|present|answer|tell|indicate|list|name|reveal")
+_DENIAL = re.compile(
+    r"^(?:however,?\s*|but\s+|unfortunately,?\s*)?(?:the\s+|these\s+|none\s+of\s+the\s+)?(?:indexed\s+|provided\s+|given\s+|"
+    r"cited\s+|available\s+|above\s+)?(?:papers|sources|abstracts|evidence|library|context)"
+    rf"\s+(?:(?:do|does|did)\s*(?:n't|\s+not)\s+(?:\w+ly\s+)?(?:{_VERBS})|(?:fails?|lacks?)\s+(?:to\s+(?:{_VERBS}))?)\w*\b"
+    r"\s*(?:us\s+)?(?:anything\s+|any\s+)?(?:(?:specific\s+|further\s+|detailed\s+)?(?:information|details?|data|mention)"
+    r"\s+(?:about|on|regarding|of|for)\s+|(?:about|on|regarding)\s+)?(?P<what>.*)$", re.I)
+_NO_INFO = re.compile(
+    r"^(?:there\s+(?:is|are)\s+)?no\s+(?:specific\s+|further\s+)?(?:information|details?|mention|data)\s+(?:is\s+\w+\s+)?"
+    r"(?:about|on|regarding|of)\s+(?P<what>.+?)(?:\s+(?:is\s+|are\s+)?(?:given|provided|available|found|reported)?\s*in\s+"
+    r"the\s+.*)?$", re.I)
+_NOT_IN = re.compile(
+    r"^(?P<what>.+?)\s+(?:is|are)\s+not\s+(?:mentioned|described|given|reported|discussed|specified|covered|stated|"
+    r"provided|addressed)\s+(?:in|by)\s+(?:the\s+|any\s+of\s+the\s+)?(?:indexed\s+|provided\s+|given\s+)?"
+    r"(?:papers|sources|abstracts|evidence)", re.I)
+_NONE_OF = re.compile(rf"^(?:none\s+of\s+the|no)\s+(?:indexed\s+|provided\s+|given\s+)?(?:papers?|sources?|abstracts?)\s+"
+                      rf"(?:{_VERBS})s?\s+(?:any\s+)?(?:(?:information|details?|data)\s+(?:about|on|regarding|of)\s+)?"
+                      r"(?P<what>.*)$", re.I)
+_DENIAL_GENERIC = frozenset({"anyth", "inform", "detail", "specif", "data", "mention", "exact", "particular"})
+DENIAL_COSINE = 0.75  # an evidence sentence this close to what is denied gives it, whatever its words
 CACHE_SIZE = 20_000  # source sentences whose vectors and analyses are kept
 @dataclass
 class PairScore:
@@ -83,10 +106,12 @@ class Verification:
     # {text, cited, support, supported, evidence, problems, by_citation}: ``evidence`` is each part's best aligned
     # sentence, ``by_citation`` what each number the sentence cites rests on ({n, index, text, support, page, section})
     sentences: list[dict] = field(default_factory=list)
+    false_denials: list[str] = field(default_factory=list)  # denials ("the papers do not give X") that the evidence gives
 
     def to_dict(self) -> dict:
         return {"text": self.text, "citations": self.citations, "dropped": self.dropped,
-                "unsupported_sentences": self.unsupported_sentences, "sentences": self.sentences}
+                "unsupported_sentences": self.unsupported_sentences, "sentences": self.sentences,
+                "false_denials": self.false_denials}
 
     @property
     def claims(self) -> list[dict]:
@@ -111,6 +136,25 @@ def is_claim(sentence: str) -> bool:
     if _HEADING.match(text) and not _AUX.search(text) and len(text.split()) <= 8:
         return False
     return len(content_words(text)) >= 2
+
+
+def denied(sentence: str) -> str | None:
+    """What a sentence says the sources do not give ("The indexed papers do not give the learning rate." → "the
+    learning rate"; "" for a bare "the papers do not say"), or None when the sentence is no denial."""
+    text = strip_citations(sentence).strip().rstrip(".!")
+    if text == DECLINE_PHRASE.rstrip("."):
+        return None  # the decline itself: no claim, checked by the answerability decision
+    for pattern in (_DENIAL, _NO_INFO, _NOT_IN, _NONE_OF):
+        m = pattern.match(text)
+        if m:
+            # What is denied ends with its sentence: the splitter keeps "… error rate. w2v-BERT achieves …" together
+            # (no capital after the full stop), and the claim after it is no part of the denial.
+            return re.split(r"(?<=[.!?])\s", m.group("what"), maxsplit=1)[0].strip(" ,;:.")
+    return None
+
+
+def _denied_stems(what: str) -> set[str]:
+    return set(content_words(what)) - _DENIAL_GENERIC
 
 
 def _segments(sentence: str) -> list[tuple[str, list[int]]]:
@@ -247,7 +291,7 @@ class Verifier:
         return PairScore(round(support, 4), aligned, problems, support >= self.threshold)
 
     def verify(self, answer_text: str, sources: Sequence[Source], deadline=None,
-               off_question: Callable[[str], bool] | None = None) -> Verification:
+               off_question: Callable[[str], bool] | None = None, absent: Sequence[str] = ()) -> Verification:
         """Drop citation numbers with no source, align and score every claim sentence, build the reference list.
 
         A full-text source's sentences include its retrieved passages, each with its page: a claim aligned to one
@@ -257,6 +301,10 @@ class Verifier:
         ``off_question(passage sentence)``: True for a full text's passage sentence that does not bear on the
         question (the relevance model's call, made for answering): a claim resting on it is not supported, however
         faithfully it quotes it ("A negative score indicates …" is no support for an answer about NPO).
+        A denial ("the papers do not give X", ``denied``) is checked against every source's evidence: one naming
+        something the answerability decision found missing (``absent``, its ``unanswered``) stands; another stands
+        only when no evidence sentence gives X (all of X's content words in one sentence, or a sentence as close as
+        DENIAL_COSINE), else it is a false denial: unsupported, listed in ``false_denials``.
         """
         by_n = {s.n: s for s in sources}
         cleaned, dropped = remove_unknown(answer_text, set(by_n))
@@ -264,11 +312,15 @@ class Verifier:
         split = {n: [t for t, _ in ev] for n, ev in evidence_of.items()}
         checks: list[dict] = []
         parts: list[tuple[int, str, list[int]]] = []  # (sentence index, claim text, cited numbers)
+        denials: list[tuple[int, str]] = []
         for sentence in answer_sentences(cleaned):
             cited = parse_citations(sentence)
             check = {"text": sentence, "cited": cited, "support": None, "supported": True, "evidence": [], "problems": [],
                      "by_citation": []}
-            if is_claim(sentence):
+            what = denied(sentence)
+            if what is not None:
+                denials.append((len(checks), what))
+            elif is_claim(sentence):
                 if not cited:
                     check.update(support=0.0, supported=False, problems=["no citation"])
                 else:
@@ -325,6 +377,15 @@ class Verifier:
             checks[i]["by_citation"] = [by_citation[i][n] | {"support": round(by_citation[i][n]["support"], 3)}
                                         for n in checks[i]["cited"] if n in by_citation.get(i, {})]
 
+        false_denials = []
+        for i, what in denials:
+            found = self._gives(what, evidence_of, absent)
+            if found is not None:
+                n, text = found
+                checks[i].update(support=0.0, supported=False, evidence=[{"n": n, "index": None, "text": text}],
+                                 problems=[f"false denial: source [{n}] gives it"])
+                false_denials.append(checks[i]["text"])
+
         if pages:
             cleaned = self._mark_pages(cleaned, checks, pages)
         citations = []
@@ -341,7 +402,28 @@ class Verifier:
             citations.append(entry)
         unsupported = [c["text"] for c in checks if not c["supported"]]
         return Verification(text=cleaned, citations=citations, dropped=dropped, unsupported_sentences=unsupported,
-                            sentences=checks)
+                            sentences=checks, false_denials=false_denials)
+
+    def _gives(self, what: str, evidence_of: dict[int, list[tuple[str, Where]]],
+               absent: Sequence[str]) -> tuple[int, str] | None:
+        """The (source, sentence) that gives what a denial denies; None when none does (the denial is true) or when
+        the answerability decision found it missing (``absent``). A denial of nothing named gives itself away when
+        nothing was found missing."""
+        stems = _denied_stems(what)
+        missing = set().union(*(_denied_stems(a) for a in absent)) if absent else set()
+        if stems and missing and len(stems & missing) * 2 >= len(stems):
+            return None  # the decision's own finding, said again
+        candidates = [(n, text) for n, ev in evidence_of.items() for text, _ in ev]
+        if not candidates:
+            return None
+        if not stems:
+            return None if absent else candidates[0]
+        known = self.cache.get([t for _, t in candidates])
+        target = self.embed([what])[0]
+        for (n, text), (analysis, vec) in zip(candidates, known):
+            if stems <= analysis.stems or float(vec @ target) >= DENIAL_COSINE:
+                return n, text
+        return None
 
     def _mark_pages(self, text: str, checks: list[dict], pages: dict[tuple[int, int], tuple[float, int]]) -> str:
         """Each citation of a full-text source carries the page of the passage its claim was aligned to.

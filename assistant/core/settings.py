@@ -90,6 +90,27 @@ class ExtractiveConfig(BaseModel):
                                    "dev gold precision 0.872 -> 0.945; researcher-style set 0.559 -> 0.685).")
 
 
+class LLMAnswerConfig(BaseModel):
+    """How an LLM backend writes the answer from the chosen evidence and when its answer is not shown
+    (assistant/answering/llm_synth.py, assistant/answering/guard.py). Env vars: ASSISTANT_LLM_ANSWER__<FIELD>;
+    TOML: an [llm_answer] table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    structured: Literal["auto", "json_schema", "json_object", "off"] = Field(
+        "auto", description="How citations are carried by construction: json_schema (the OpenAI API's response_format), "
+        "json_object (a JSON schema in llama.cpp's form: llama-cpp-python, llama-server), off (prose with [n] marks, "
+        "parsed leniently), or auto: json_schema for the openai backend, json_object for openai-compatible servers, "
+        "off for other LLMs. A server that refuses the format is asked again in prose, once per process.")
+    max_sentences: int = Field(5, ge=1, description="Sentences an answer may have (a comparison: two a side and two "
+                               "on how they differ; a summary: two a theme).")
+    min_supported: float = Field(0.8, ge=0.0, le=1.0, description="Share of the answer's claim sentences the verifier "
+                                 "must support; below it the extractive answer is shown instead, saying why.")
+    fallback: bool = Field(True, description="Show the extractive answer, with a one-line notice of why, when the LLM's "
+                           "answer fails the check (too few sentences supported, no citation, a false denial). Off: the "
+                           "LLM's answer is shown with its unsupported sentences listed.")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Env vars: ASSISTANT_<FIELD> (OPENAI_API_KEY also read)."""
 
@@ -133,6 +154,8 @@ class Settings(BaseSettings):
                                                description="The answerability decision's thresholds (answer / partial / decline).")
     extractive: ExtractiveConfig = Field(default_factory=lambda: ExtractiveConfig(),
                                          description="How the extractive backend chooses the sentences it quotes.")
+    llm_answer: LLMAnswerConfig = Field(default_factory=lambda: LLMAnswerConfig(),
+                                        description="How an LLM backend writes from the evidence and when it falls back.")
     max_question_chars: int = Field(2000, ge=1, description="Longest question (characters) the CLI, the page and the engine take.")
 
     backend: str = Field("extractive", description="Answer backend, by name from the registry (`assistant backends` lists them).")

@@ -179,7 +179,8 @@ class Answer:
     verifier aligned the citing sentence(s) to, ``support`` its score in [0, 1]. For a full-text paper a
     citation also carries ``page`` and ``section`` (where ``evidence`` is in the PDF; None and "" for an
     abstract) and ``passages``: every evidence sentence the answer's claims citing it rest on, best first
-    (``{evidence, page, section, support}``); the answer's marks then read ``[n, p. N]``.
+    (``{evidence, page, section, support}``); the answer's marks then read ``[n, p. N]``. ``fallback`` is set
+    when an LLM's answer failed the check and the extractive answer is shown instead (answering/guard.py).
 
     ``claims`` has one entry per answer sentence that cites something, in the answer's order:
     ``{text, cited: [n…], supported, support, evidence: [{n, text, page, section, support}]}``, where each
@@ -204,6 +205,9 @@ class Answer:
     unanswered_parts: list[str] = field(default_factory=list)
     standalone_question: str = ""
     timings: dict = field(default_factory=dict)
+    # An LLM backend's answer that failed the check and was replaced by the extractive one:
+    # {"from": "llm", "reason", "notice" (the line shown above the answer), "text" (what the model wrote)}.
+    fallback: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

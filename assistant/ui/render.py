@@ -195,6 +195,8 @@ def answer_markdown(answer, turn: int | None = None) -> str:
     if a.get("mode") == "compare":
         text = _side_by_side(text)
     notes = []
+    if (a.get("fallback") or {}).get("notice"):  # an LLM answer that failed the check: the extractive one, saying so
+        notes.append(md_text(a["fallback"]["notice"]))
     if a.get("declined") and a.get("decline_reason"):
         notes.append(f"why: {md_text(a['decline_reason'])}")
     if a.get("unanswered_parts"):

@@ -211,3 +211,15 @@ def test_verify__llm_verdicts_are_parsed_and_averaged(embedder, openai_server, r
     # A server that fails leaves the model's score alone.
     openai_server.push(replies.status(500, "down"))
     assert checked.verify(claim, SOURCES).sentences[0]["support"] == model_only
+
+
+def test_verify__a_denial_is_read_up_to_its_own_full_stop():
+    from assistant.answering.verify import denied
+
+    assert denied("The indexed papers do not give the absolute word error rate. w2v-BERT achieves 5% [1].") == (
+        "the absolute word error rate")  # the splitter keeps the two together: no capital after the stop
+    assert denied("There is no information about GPUs in the sources.") == "GPUs"
+    assert denied("The learning rate is not mentioned in the papers.") == "The learning rate"
+    assert denied("None of the papers describe how many GPUs were used.") == "how many GPUs were used"
+    assert denied(DECLINE_PHRASE) is None and denied("Prior studies do not address unlearning [2].") is None
+    assert denied("NPO does not collapse [1].") is None

@@ -50,8 +50,7 @@ def test_faults__429_with_retry_after_then_success_answers(llm_app, openai_serve
     answer = llm_app().engine.ask(QUESTION)
     assert time.monotonic() - started >= 1.0  # the server's Retry-After was honoured
     assert len(openai_server.requests) == 2
-    assert answer.answer == "Embedding-corrupted prompts make models forget [1]."
-    assert [c["n"] for c in answer.citations] == [1] and not answer.dropped_citations
+    assert not answer.declined and answer.citations and not answer.dropped_citations
 
 
 def test_faults__repeated_500_is_one_clear_line(cli_env, openai_server, replies):
@@ -87,7 +86,7 @@ def test_faults__malformed_reply_to_the_follow_up_rewrite_falls_back_and_answers
     answer = llm_app().engine.ask("and how do they use corrupted prompts?", history=history)
     assert openai_server.bodies[0]["stream"] is False and openai_server.bodies[1]["stream"] is True
     assert answer.standalone_question.startswith("How do LLMs unlearn")
-    assert answer.answer == "They corrupt the prompt embeddings [1]."
+    assert not answer.declined and answer.citations
 
 
 def test_faults__connection_closed_mid_stream_is_never_a_finished_answer_in_the_cli(cli_env, openai_server, replies):
@@ -115,14 +114,15 @@ def test_faults__connection_closed_mid_stream_is_an_error_message_in_the_ui(llm_
     openai_server.push(replies.close_midstream(["Embedding-corrupted prompts ", "make models "]))
     steps = list(page.respond(QUESTION, []))
     text, panel = steps[-1]
-    assert any("Embedding-corrupted prompts" in t for t, _ in steps[:-1])  # it was streaming
-    assert text.startswith("⚠️") and "broke off the answer" in text and "cut off part-way" in text
+    # an LLM answer is verified before it is shown (issue 24): nothing of the broken reply reached the page
+    assert not any("Embedding-corrupted prompts" in t for t, _ in steps[:-1])
+    assert text.startswith("⚠️") and "broke off the answer" in text
     assert "Embedding-corrupted prompts" not in text and "Traceback" not in text + panel
 
     # The next question is answered normally.
     openai_server.push(replies.sse(["Corrupted prompt embeddings make a model forget [1]."]))
     text, _ = list(page.respond(QUESTION, []))[-1]
-    assert text.startswith("Corrupted prompt embeddings make a model forget")
+    assert not text.startswith("⚠️") and "[1]" in text
 
 
 def test_faults__reply_slower_than_the_timeout_is_a_clear_error(llm_app, cli_env, openai_server, replies):
@@ -180,9 +180,8 @@ def test_deadline__slow_tokens_are_cut_at_the_limit_and_marked_incomplete(cli_en
     assert "did not finish the answer within 2.5 s" in line, line
     assert 2.5 <= _waited(line) < 3.0
     assert wall < 2.5 + 3, wall
-    out = result.stdout.strip().splitlines()
-    assert out[0].startswith("Embedding-corrupted prompts 0 ")  # it was streaming
-    assert out[-1] == INCOMPLETE  # and the half answer is marked, not finished off with references
+    # an LLM answer is verified before it is shown (issue 24): no half answer is printed, marked or not
+    assert "Embedding-corrupted prompts" not in result.stdout and INCOMPLETE not in result.stdout
     assert "References" not in result.stdout
 
     openai_server.push(replies.trickle(pieces, every=1.0))
@@ -204,7 +203,7 @@ def test_deadline__the_follow_up_rewrite_and_the_answer_share_one_limit(llm_app,
     assert 3.0 <= _waited(str(caught.value)) < 3.5
     assert time.monotonic() - started < 3.0 + 2.5  # one limit for both calls (and retrieval between them)
     assert openai_server.bodies[0]["stream"] is False and openai_server.bodies[1]["stream"] is True
-    assert 1 <= len(pieces) <= 4  # 1.5 s of the 3 s went to the rewrite: about 3 pieces of the answer
+    assert pieces == []  # the answer is verified before it is shown: the cut one never was
 
 
 def test_deadline__a_cut_answer_on_the_chat_page_is_replaced_by_the_error(llm_app, openai_server, replies):
@@ -212,6 +211,6 @@ def test_deadline__a_cut_answer_on_the_chat_page_is_replaced_by_the_error(llm_ap
     openai_server.push(replies.trickle([f"Embedding-corrupted prompts {i} " for i in range(20)], every=0.5))
     steps = list(page.respond(QUESTION, []))
     text, _ = steps[-1]
-    assert any("Embedding-corrupted prompts 0" in t for t, _ in steps[:-1])  # it was streaming
+    assert not any("Embedding-corrupted prompts 0" in t for t, _ in steps[:-1])  # verified before shown: never shown
     assert text.startswith("⚠️") and "did not finish the answer within 1.5 s" in text
-    assert "cut off part-way" in text and "Embedding-corrupted prompts" not in text
+    assert "Embedding-corrupted prompts" not in text

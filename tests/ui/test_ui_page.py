@@ -56,7 +56,7 @@ def test_page__follow_up_uses_history_given_as_block_lists(bundled_app):
 
 
 @pytest.mark.slow
-def test_page__llm_backend_streams_and_shows_dropped_citation(bundled_app, openai_server, replies):
+def test_page__llm_backend_answers_and_a_failing_backend_is_a_message(bundled_app, openai_server, replies):
     settings = bundled_app.settings.with_overrides(llm_base_url=openai_server.url, llm_model="scripted", llm_max_retries=0)
     page = ChatPage(App(settings, embedder=bundled_app.embedder))
     assert [name for _, name in page.backend_choices()] == ["extractive", "openai-compatible"]
@@ -64,9 +64,8 @@ def test_page__llm_backend_streams_and_shows_dropped_citation(bundled_app, opena
     openai_server.push(replies.sse(["NPO slows collapse ", "compared with gradient ascent [1][17]."]))
     steps = _run(page, "compare NPO and gradient ascent", backend="openai-compatible", k=5)  # no source [17]
     text, panel = steps[-1]
-    assert any("NPO slows collapse" in t and "gradient" not in t for t, _ in steps)  # a partial answer was shown
-    assert "[[1](#src-1 " in text and "dropped [17]: no such source" in text
-    assert "[17] dropped: no such source" in panel and "scripted" in panel
+    # verified before it is shown (issue 24); [17] is no evidence number of the prompt's, so it is no mark at all
+    assert "[[1](#src-1 " in text and "[17]" not in text and "scripted" in panel
 
     # A failing backend is a message, and the next question still works.
     openai_server.push(replies.status(500, "model crashed"))
@@ -74,7 +73,7 @@ def test_page__llm_backend_streams_and_shows_dropped_citation(bundled_app, opena
     assert text.startswith("⚠️") and "500" in text
     openai_server.push(replies.sse(["NPO is an unlearning method [1]."]))
     text, _ = _run(page, "what is NPO?", backend="openai-compatible")[-1]
-    assert text.startswith("NPO is an unlearning method")
+    assert not text.startswith("⚠️") and "[[1](#src-1 " in text
 
 
 def test_page__empty_and_over_long_questions_are_messages(bundled_app):
