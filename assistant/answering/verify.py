@@ -184,6 +184,55 @@ def _plain(text: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", " ".join(strip_citations(text).split())).strip(" ,;")
 
 
+@dataclass
+class _Tally:
+    """What the claim parts' scores add up to, per answer sentence and per cited source."""
+
+    best: dict[int, tuple[float, str, Where]] = field(default_factory=dict)  # n -> (support, evidence, where)
+    best_paged: dict[int, tuple[float, str, Where]] = field(default_factory=dict)  # the same among a full text's passages
+    rested: dict[int, dict[tuple[str, int | None], float]] = field(default_factory=dict)  # n -> {(evidence, page): support}
+    per_sentence: dict[int, list[tuple[float, dict, list[str]]]] = field(default_factory=dict)  # each part's best
+    pages: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)  # (sentence, n) -> (support, page)
+    by_citation: dict[int, dict[int, dict]] = field(default_factory=dict)  # sentence -> n -> best evidence + support
+
+    def add(self, i: int, n: int, support: float, evidence: dict, where: Where) -> None:
+        if where.page is not None and ((i, n) not in self.pages or support > self.pages[(i, n)][0]):
+            self.pages[(i, n)] = (support, where.page)
+        mine = self.by_citation.setdefault(i, {})
+        if n not in mine or support > mine[n]["support"]:
+            mine[n] = evidence | {"support": support}
+        if n not in self.best or support > self.best[n][0]:
+            self.best[n] = (support, evidence["text"], where)
+        if where.page is not None and (n not in self.best_paged or support > self.best_paged[n][0]):
+            self.best_paged[n] = (support, evidence["text"], where)
+        if evidence["text"]:
+            key = (evidence["text"], where.page)
+            self.rested.setdefault(n, {})[key] = max(support, self.rested.get(n, {}).get(key, -1.0))
+
+
+def _read(cleaned: str) -> tuple[list[dict], list[tuple[int, str, list[int]]], list[tuple[int, str]]]:
+    """The answer's sentences as checks to fill in, the claim parts to score ((sentence index, text, cited
+    numbers)), and the denials to check ((sentence index, what is denied)). A claim without a citation is
+    unsupported here."""
+    checks: list[dict] = []
+    parts: list[tuple[int, str, list[int]]] = []
+    denials: list[tuple[int, str]] = []
+    for sentence in answer_sentences(cleaned):
+        cited = parse_citations(sentence)
+        check = {"text": sentence, "cited": cited, "support": None, "supported": True, "evidence": [], "problems": [],
+                 "by_citation": []}
+        what = denied(sentence)
+        if what is not None:
+            denials.append((len(checks), what))
+        elif is_claim(sentence):
+            if not cited:
+                check.update(support=0.0, supported=False, problems=["no citation"])
+            else:
+                parts += [(len(checks), text, c) for text, c in _segments(sentence) if c]
+        checks.append(check)
+    return checks, parts, denials
+
+
 class SentenceCache:
     """Analyses and vectors of source sentences by text, bounded (least recently used go first) and thread-safe.
 
@@ -309,33 +358,34 @@ class Verifier:
         by_n = {s.n: s for s in sources}
         cleaned, dropped = remove_unknown(answer_text, set(by_n))
         evidence_of = {n: source_sentences(s) for n, s in by_n.items()}
-        split = {n: [t for t, _ in ev] for n, ev in evidence_of.items()}
-        checks: list[dict] = []
-        parts: list[tuple[int, str, list[int]]] = []  # (sentence index, claim text, cited numbers)
-        denials: list[tuple[int, str]] = []
-        for sentence in answer_sentences(cleaned):
-            cited = parse_citations(sentence)
-            check = {"text": sentence, "cited": cited, "support": None, "supported": True, "evidence": [], "problems": [],
-                     "by_citation": []}
-            what = denied(sentence)
-            if what is not None:
-                denials.append((len(checks), what))
-            elif is_claim(sentence):
-                if not cited:
-                    check.update(support=0.0, supported=False, problems=["no citation"])
-                else:
-                    parts += [(len(checks), text, c) for text, c in _segments(sentence) if c]
-            checks.append(check)
+        checks, parts, denials = _read(cleaned)
+        tally = self._score_parts(parts, by_n, evidence_of, deadline, off_question)
+        for i, found in tally.per_sentence.items():
+            checks[i] |= self._settle(found, [tally.by_citation[i][n] for n in checks[i]["cited"]
+                                              if n in tally.by_citation.get(i, {})])
+        false_denials = []
+        for i, what in denials:
+            found = self._gives(what, evidence_of, absent)
+            if found is not None:
+                n, text = found
+                checks[i].update(support=0.0, supported=False, evidence=[{"n": n, "index": None, "text": text}],
+                                 problems=[f"false denial: source [{n}] gives it"])
+                false_denials.append(checks[i]["text"])
+        if tally.pages:
+            cleaned = self._mark_pages(cleaned, checks, tally.pages)
+        unsupported = [c["text"] for c in checks if not c["supported"]]
+        return Verification(text=cleaned, citations=self._citations(cleaned, by_n, tally), dropped=dropped,
+                            unsupported_sentences=unsupported, sentences=checks, false_denials=false_denials)
 
+    def _score_parts(self, parts: list[tuple[int, str, list[int]]], by_n: dict[int, Source],
+                     evidence_of: dict[int, list[tuple[str, Where]]], deadline,
+                     off_question: Callable[[str], bool] | None) -> _Tally:
+        """Score every (claim part, cited source) pair, keeping each part's best and each source's best evidence."""
+        split = {n: [t for t, _ in ev] for n, ev in evidence_of.items()}
         vectors = self.embed([t for _, t, _ in parts]) if parts else np.zeros((0, 0), dtype=np.float32)
         verdicts = (self._llm_verdicts([(t, c) for _, t, c in parts], by_n, deadline)
                     if self.llm is not None and parts else None)
-        best: dict[int, tuple[float, str, Where]] = {}  # n -> (support, evidence sentence, where it is)
-        best_paged: dict[int, tuple[float, str, Where]] = {}  # the same among passages: a full text's page
-        rested: dict[int, dict[tuple[str, int | None], float]] = {}  # n -> {(evidence, page): best support}
-        per_sentence: dict[int, list[tuple[float, dict, list[str]]]] = {}
-        pages: dict[tuple[int, int], tuple[float, int]] = {}  # (answer sentence, n) -> (support, evidence page)
-        by_citation: dict[int, dict[int, dict]] = {}  # answer sentence -> n -> its best evidence, with its support
+        tally = _Tally()
         for k, (i, text, cited) in enumerate(parts):
             claim = analyse(text)
             part_best = None
@@ -349,60 +399,38 @@ class Verifier:
                             else {"n": n, "index": None, "text": ""})
                 if where.page is not None:
                     evidence |= {"page": where.page, "section": where.section}
-                    if (i, n) not in pages or support > pages[(i, n)][0]:
-                        pages[(i, n)] = (support, where.page)
-                mine = by_citation.setdefault(i, {})
-                if n not in mine or support > mine[n]["support"]:
-                    mine[n] = evidence | {"support": support}
-                if n not in best or support > best[n][0]:
-                    best[n] = (support, evidence["text"], where)
-                if where.page is not None and (n not in best_paged or support > best_paged[n][0]):
-                    best_paged[n] = (support, evidence["text"], where)
-                if evidence["text"]:
-                    key = (evidence["text"], where.page)
-                    rested.setdefault(n, {})[key] = max(support, rested.get(n, {}).get(key, -1.0))
+                tally.add(i, n, support, evidence, where)
                 if part_best is None or support > part_best[0]:
                     part_best = (support, evidence, problems)
-            per_sentence.setdefault(i, []).append(part_best)
+            tally.per_sentence.setdefault(i, []).append(part_best)
+        return tally
 
-        for i, found in per_sentence.items():
-            # Every part of a sentence must be supported: the sentence is as strong as its weakest part.
-            weakest = min(found, key=lambda f: f[0])
-            support = weakest[0]
-            problems = list(dict.fromkeys(p for f in found for p in f[2] if f[0] < self.threshold))
-            if support < self.threshold and not problems:
-                problems = ["no sentence of the cited source says this"]
-            checks[i].update(support=round(support, 3), supported=support >= self.threshold,
-                             evidence=[f[1] for f in sorted(found, key=lambda f: -f[0])], problems=problems)
-            checks[i]["by_citation"] = [by_citation[i][n] | {"support": round(by_citation[i][n]["support"], 3)}
-                                        for n in checks[i]["cited"] if n in by_citation.get(i, {})]
+    def _settle(self, found: list[tuple[float, dict, list[str]]], by_citation: list[dict]) -> dict:
+        """A sentence's verdict from its parts' best scores: every part must be supported, so the sentence is as
+        strong as its weakest part."""
+        support = min(f[0] for f in found)
+        problems = list(dict.fromkeys(p for f in found for p in f[2] if f[0] < self.threshold))
+        if support < self.threshold and not problems:
+            problems = ["no sentence of the cited source says this"]
+        return {"support": round(support, 3), "supported": support >= self.threshold,
+                "evidence": [f[1] for f in sorted(found, key=lambda f: -f[0])], "problems": problems,
+                "by_citation": [e | {"support": round(e["support"], 3)} for e in by_citation]}
 
-        false_denials = []
-        for i, what in denials:
-            found = self._gives(what, evidence_of, absent)
-            if found is not None:
-                n, text = found
-                checks[i].update(support=0.0, supported=False, evidence=[{"n": n, "index": None, "text": text}],
-                                 problems=[f"false denial: source [{n}] gives it"])
-                false_denials.append(checks[i]["text"])
-
-        if pages:
-            cleaned = self._mark_pages(cleaned, checks, pages)
+    def _citations(self, cleaned: str, by_n: dict[int, Source], tally: _Tally) -> list[dict]:
+        """The reference list, one entry per cited source: its best evidence (for a full text, the passage and page
+        its best-supported claim rests on, and every passage the answer rests on)."""
         citations = []
         for n in parse_citations(cleaned):
-            # A full text's citation names the passage (and page) its best-supported claim rests on.
-            support, evidence, where = best_paged.get(n) or best.get(n, (0.0, "", Where()))
+            support, evidence, where = tally.best_paged.get(n) or tally.best.get(n, (0.0, "", Where()))
             entry = {"n": n, "paper_id": by_n[n].paper_id, "title": by_n[n].title,
-                     "supported": n in best and support >= self.threshold,
-                     "support": round(support, 3) if n in best else None, "evidence": evidence}
+                     "supported": n in tally.best and support >= self.threshold,
+                     "support": round(support, 3) if n in tally.best else None, "evidence": evidence}
             if getattr(by_n[n], "passages", None):
                 entry |= {"page": where.page, "section": where.section, "passages": [
                     {"evidence": text, "page": page, "support": round(sup, 3)}
-                    for (text, page), sup in sorted(rested.get(n, {}).items(), key=lambda kv: -kv[1])]}
+                    for (text, page), sup in sorted(tally.rested.get(n, {}).items(), key=lambda kv: -kv[1])]}
             citations.append(entry)
-        unsupported = [c["text"] for c in checks if not c["supported"]]
-        return Verification(text=cleaned, citations=citations, dropped=dropped, unsupported_sentences=unsupported,
-                            sentences=checks, false_denials=false_denials)
+        return citations
 
     def _gives(self, what: str, evidence_of: dict[int, list[tuple[str, Where]]],
                absent: Sequence[str]) -> tuple[int, str] | None:
