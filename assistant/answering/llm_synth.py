@@ -181,10 +181,11 @@ class LLMSynthesizer(CitingSynthesizer):
         return room
 
     def most_sentences(self, selection: Selection) -> int:
-        """How many sentences the answer may have: a comparison two a side and one more, a summary two a theme."""
-        parts = [p for p in selection.parts if p.units]
+        """How many sentences the answer may have: a comparison or a summary one per evidence sentence (a comparison one
+        more, on how the sides differ), at most 9; other answers ``llm_answer.max_sentences``."""
+        units = sum(len(p.units) for p in selection.parts)
         if selection.mode in ("compare", "summarize"):
-            return max(1, min(2 * len(parts) + (1 if selection.mode == "compare" else 0), 8))
+            return max(1, min(units + (1 if selection.mode == "compare" else 0), 9))
         return self.config.max_sentences
 
     # -- writing -----------------------------------------------------------------------
@@ -206,7 +207,11 @@ class LLMSynthesizer(CitingSynthesizer):
         messages = self.render(plan, selection, items, structured)
         llm = self._llm
         if structured in STRUCTURED:
-            llm = with_response_format(llm, response_format(structured, len(items), self.most_sentences(selection)))
+            # A plain answer is asked for a sentence per evidence sentence; a comparison or a summary made a small
+            # model repeat itself when held to that, so it only keeps to its maximum.
+            least = len(items) if selection.mode == "answer" else 1
+            llm = with_response_format(llm, response_format(structured, least, self.most_sentences(selection),
+                                                            count=len(items)))
         try:
             return "".join(chat.stream(llm, messages, max_tokens=self._room(messages), deadline=plan.deadline)), structured
         except BackendError as exc:
@@ -222,15 +227,22 @@ class LLMSynthesizer(CitingSynthesizer):
 # -- structured output -------------------------------------------------------------------------------------------
 
 
-def response_format(kind: str, count: int, most: int) -> dict:
-    """The ``response_format`` asking for cited sentences: evidence numbers are an enum of 1..count."""
+MIN_SENTENCES_CAP = 4  # the sentences a grammar may demand: more made a small model repeat itself
+
+
+def response_format(kind: str, least: int, most: int, count: int | None = None) -> dict:
+    """The ``response_format`` asking for cited sentences: evidence numbers are an enum of 1..count (``count``
+    defaults to ``least``). Where the server holds the length (llama.cpp's grammar), the answer has at least
+    ``least`` sentences (at most ``most`` and MIN_SENTENCES_CAP): a small model otherwise stops after one or two and
+    drops what the rest of the evidence says."""
+    count = least if count is None else count
     item = {"type": "object", "additionalProperties": False, "required": ["text", "evidence"],
             "properties": {"text": {"type": "string"},
                            "evidence": {"type": "array", "items": {"type": "integer", "enum": list(range(1, count + 1))}}}}
     sentences: dict[str, Any] = {"type": "array", "items": item}
     if kind == "json_object":  # llama.cpp's grammar holds the length too (the OpenAI API's strict mode may not)
         item["properties"]["evidence"] |= {"minItems": 1, "maxItems": min(count, 4)}
-        sentences |= {"minItems": 1, "maxItems": most}
+        sentences |= {"minItems": max(1, min(least, most, MIN_SENTENCES_CAP)), "maxItems": most}
     schema = {"type": "object", "additionalProperties": False, "required": ["sentences"],
               "properties": {"sentences": sentences}}
     if kind == "json_object":
@@ -255,14 +267,23 @@ def parse_reply(reply: str, structured: str = "off") -> list[Written]:
     return parse_marked(reply)
 
 
+_COMPLETE_ITEM = re.compile(r'\{\s*"text"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"evidence"\s*:\s*\[([\d,\s]*)\]\s*\}')
+
+
 def parse_json(reply: str) -> list[Written] | None:
     """``{"sentences": [{"text", "evidence"}]}`` read from a reply (None when it holds no such object). Marks the
-    model put inside a text count as its evidence too."""
+    model put inside a text count as its evidence too. A reply cut off inside the object (the token limit) keeps its
+    complete sentences; a reply that opens an object and has none is no prose to read: nothing."""
     m = re.search(r"\{.*\}", reply or "", re.DOTALL)
     try:
         items = json.loads(m.group(0))["sentences"] if m else None
     except (ValueError, KeyError, TypeError):
-        return None
+        items = None
+    if items is None:
+        if not (reply or "").lstrip().startswith("{"):
+            return None
+        items = [{"text": json.loads(f'"{text}"'), "evidence": re.findall(r"\d+", numbers)}
+                 for text, numbers in _COMPLETE_ITEM.findall(reply)]
     if not isinstance(items, list):
         return None
     out = []
@@ -340,7 +361,12 @@ def compose(selection: Selection, items: list[Evidence], written: list[Written])
     by_k = {e.k: e for e in items}
     placed: list[tuple[int, str]] = []  # (part, cited sentence)
     last_part = 0
+    seen: list[set[str]] = []
     for w in written:
+        said = set(re.findall(r"\w+", w.text.lower()))
+        if any(len(said & other) >= 0.8 * len(said | other) for other in seen):
+            continue  # a small model repeats a sentence (nearly word for word) to fill the sentences asked for
+        seen.append(said)
         cited = [by_k[k] for k in w.evidence if k in by_k]
         part = Counter(e.part for e in cited).most_common(1)[0][0] if cited else last_part
         last_part = part

@@ -102,8 +102,8 @@ class LLMAnswerConfig(BaseModel):
         "json_object (a JSON schema in llama.cpp's form: llama-cpp-python, llama-server), off (prose with [n] marks, "
         "parsed leniently), or auto: json_schema for the openai backend, json_object for openai-compatible servers, "
         "off for other LLMs. A server that refuses the format is asked again in prose, once per process.")
-    max_sentences: int = Field(5, ge=1, description="Sentences an answer may have (a comparison: two a side and two "
-                               "on how they differ; a summary: two a theme).")
+    max_sentences: int = Field(5, ge=1, description="Sentences an LLM's answer may have (a comparison or a summary: one "
+                               "per evidence sentence, a comparison one more on how the sides differ, at most 9).")
     min_supported: float = Field(0.8, ge=0.0, le=1.0, description="Share of the answer's claim sentences the verifier "
                                  "must support; below it the extractive answer is shown instead, saying why.")
     fallback: bool = Field(True, description="Show the extractive answer, with a one-line notice of why, when the LLM's "

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from assistant.answering.answerability import Decision
-from assistant.answering.llm_synth import LLMSynthesizer, estimate_tokens, parse_marked
+from assistant.answering.llm_synth import LLMSynthesizer, estimate_tokens, parse_marked, response_format
 from assistant.answering.question import analyse
 from assistant.answering.synthesis import AnswerPlan
 from assistant.core.errors import BackendError, UserError
@@ -113,6 +113,35 @@ def test_llm_synth__json_schema_reply_is_parsed_into_cited_sentences(openai_serv
     assert fmt["type"] == "json_object"
     evidence = fmt["schema"]["properties"]["sentences"]["items"]["properties"]["evidence"]
     assert evidence["items"]["enum"] == list(range(1, 8)) and evidence["minItems"] == 1  # only real evidence numbers
+
+
+def test_llm_synth__a_plain_answer_is_held_to_a_sentence_per_evidence_sentence(openai_server, replies):
+    reply = {"sentences": [{"text": "NPO avoids collapse.", "evidence": [3]}]}
+    openai_server.push(replies.sse([json.dumps(reply)]))
+    "".join(synth(openai_server, llm_answer={"structured": "json_object"}).write(plan("What does NPO avoid?", sources=(NPO,))))
+    asked = openai_server.bodies[0]["response_format"]["schema"]["properties"]["sentences"]
+    assert asked["minItems"] == min(4, asked["maxItems"]) > 1  # four evidence sentences: four sentences, at most 4
+    # a comparison or a summary asks for one sentence at least (held to more, a small model repeated itself)
+    loose = response_format("json_object", 1, 7, count=7)["schema"]["properties"]["sentences"]
+    assert loose["minItems"] == 1 and loose["maxItems"] == 7
+
+
+def test_llm_synth__a_reply_cut_off_inside_its_json_keeps_its_complete_sentences_and_never_shows_json(openai_server, replies):
+    cut = '{"sentences": [{"text": "NPO avoids the collapse of gradient ascent.", "evidence": [3]}, {"text": "Gradient asc'
+    openai_server.push(replies.sse([cut]), replies.sse(['{"sentences": [{"text": "NPO avo']))
+    s = synth(openai_server, llm_answer={"structured": "json_object"})
+    assert "".join(s.write(plan())) == "NPO avoids the collapse of gradient ascent [1]."
+    nothing_complete = "".join(s.write(plan()))
+    assert "{" not in nothing_complete and "sentences" not in nothing_complete and "avo" not in nothing_complete
+
+
+def test_llm_synth__a_sentence_the_model_repeats_is_shown_once(openai_server, replies):
+    reply = {"sentences": [{"text": "NPO avoids the collapse of gradient ascent.", "evidence": [3]},
+                           {"text": "NPO avoids the collapse of the gradient ascent.", "evidence": [3, 6]},
+                           {"text": "Gradient ascent is cheap but can degrade the model.", "evidence": [7]}]}
+    openai_server.push(replies.sse([json.dumps(reply)]))
+    text = "".join(synth(openai_server, llm_answer={"structured": "json_object"}).write(plan()))
+    assert text == "NPO avoids the collapse of gradient ascent [1]. Gradient ascent is cheap but can degrade the model [2]."
 
 
 def test_llm_synth__a_mark_at_the_start_of_a_sentence_belongs_to_that_sentence():
