@@ -116,11 +116,7 @@ def run(app, questions: Path, out: Path, *, max_tokens: int = 320, timeout: floa
     server_log = out / "llama-server.log"
     with LlamaServer(model, server_log, threads=threads) as server:
         log(f"LLM backend: {MODEL_ALIAS} at {server.url} (context {CONTEXT})")
-        settings = app.settings.with_overrides(backend="openai-compatible", llm_base_url=server.url, llm_model=MODEL_ALIAS,
-                                               llm_context_window=CONTEXT, llm_max_tokens=max_tokens,
-                                               llm_timeout=timeout, llm_max_retries=0, llm_temperature=0.0)
-        if structured:
-            settings = settings.model_copy(update={"llm_answer": settings.llm_answer.model_copy(update={"structured": structured})})
+        settings = served_settings(app.settings, server.url, max_tokens, timeout, structured)
         llm_app = App(settings, embedder=app.embedder, client=app.client)
         started = time.perf_counter()
         llm = eval_answers(llm_app, ordered, progress=True, judge=False, on_row=keep)
@@ -144,6 +140,19 @@ def run(app, questions: Path, out: Path, *, max_tokens: int = 320, timeout: floa
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     (out / "report.md").write_text(render(report))
     return report
+
+
+def served_settings(settings, url: str, max_tokens: int, timeout: float, structured: str | None):
+    """``settings`` pointed at the benchmark's llama.cpp server: the model, its context, no retries, temperature 0,
+    and ``llm_answer.structured`` when given."""
+    from eval.llm_model import MODEL_ALIAS
+
+    settings = settings.with_overrides(backend="openai-compatible", llm_base_url=url, llm_model=MODEL_ALIAS,
+                                       llm_context_window=CONTEXT, llm_max_tokens=max_tokens, llm_timeout=timeout,
+                                       llm_max_retries=0, llm_temperature=0.0)
+    if structured:
+        settings = settings.model_copy(update={"llm_answer": settings.llm_answer.model_copy(update={"structured": structured})})
+    return settings
 
 
 def interleave(questions: Path) -> list[dict]:
@@ -185,7 +194,7 @@ def redo(app, out: Path, ids: list[str], *, max_tokens: int = 320, timeout: floa
     report from the rows; the report lists the questions asked again (``redone``)."""
     from assistant.app import App
     from eval.answers_eval import eval_answers
-    from eval.llm_model import MODEL_ALIAS, fetch
+    from eval.llm_model import fetch
 
     report = json.loads((out / "report.json").read_text())
     wanted = set(ids)
@@ -193,11 +202,7 @@ def redo(app, out: Path, ids: list[str], *, max_tokens: int = 320, timeout: floa
     subset.write_text("".join(line + "\n" for line in (out / "questions.jsonl").read_text().splitlines()
                               if line.strip() and json.loads(line)["id"] in wanted))
     with LlamaServer(fetch(log=log), out / "llama-server-redo.log", threads=threads) as server:
-        settings = app.settings.with_overrides(backend="openai-compatible", llm_base_url=server.url, llm_model=MODEL_ALIAS,
-                                               llm_context_window=CONTEXT, llm_max_tokens=max_tokens,
-                                               llm_timeout=timeout, llm_max_retries=0, llm_temperature=0.0)
-        if structured:
-            settings = settings.model_copy(update={"llm_answer": settings.llm_answer.model_copy(update={"structured": structured})})
+        settings = served_settings(app.settings, server.url, max_tokens, timeout, structured)
         again = {r["id"]: r for r in eval_answers(App(settings, embedder=app.embedder, client=app.client), subset,
                                                   progress=True, judge=False)["per_answer"]}
     rows = [json.loads(line) for line in (out / "llm-rows.jsonl").read_text().splitlines() if line.strip()]

@@ -210,8 +210,7 @@ class LLMSynthesizer(CitingSynthesizer):
             # A plain answer is asked for a sentence per evidence sentence; a comparison or a summary made a small
             # model repeat itself when held to that, so it only keeps to its maximum.
             least = len(items) if selection.mode == "answer" else 1
-            llm = with_response_format(llm, response_format(structured, least, self.most_sentences(selection),
-                                                            count=len(items)))
+            llm = with_response_format(llm, response_format(structured, len(items), self.most_sentences(selection), least))
         try:
             return "".join(chat.stream(llm, messages, max_tokens=self._room(messages), deadline=plan.deadline)), structured
         except BackendError as exc:
@@ -230,12 +229,10 @@ class LLMSynthesizer(CitingSynthesizer):
 MIN_SENTENCES_CAP = 4  # the sentences a grammar may demand: more made a small model repeat itself
 
 
-def response_format(kind: str, least: int, most: int, count: int | None = None) -> dict:
-    """The ``response_format`` asking for cited sentences: evidence numbers are an enum of 1..count (``count``
-    defaults to ``least``). Where the server holds the length (llama.cpp's grammar), the answer has at least
-    ``least`` sentences (at most ``most`` and MIN_SENTENCES_CAP): a small model otherwise stops after one or two and
-    drops what the rest of the evidence says."""
-    count = least if count is None else count
+def response_format(kind: str, count: int, most: int, least: int = 1) -> dict:
+    """The ``response_format`` asking for cited sentences: evidence numbers are an enum of 1..count. Where the
+    server holds the length (llama.cpp's grammar), the answer has at least ``least`` sentences (at most ``most`` and
+    MIN_SENTENCES_CAP): a small model otherwise stops after one or two and drops what the rest of the evidence says."""
     item = {"type": "object", "additionalProperties": False, "required": ["text", "evidence"],
             "properties": {"text": {"type": "string"},
                            "evidence": {"type": "array", "items": {"type": "integer", "enum": list(range(1, count + 1))}}}}

@@ -320,16 +320,22 @@ def test_read_path__directory_is_a_clear_skip(tmp_path):
     assert only_problem(read_path(tmp_path)) == "is a directory, not a file"
 
 
-def test_read_path__20mb_single_line_is_skipped_without_many_copies(tmp_path):
-    size = 20 * 1024 * 1024
-    path = tmp_path / "huge.jsonl"
-    path.write_text(json.dumps({"title": "Huge", "abstract": "word " * (size // 5)}) + "\n")
+def read_traced(path):
+    """read_path(path) and the peak of the memory Python allocated meanwhile (tracemalloc)."""
     tracemalloc.start()
     try:
         result = read_path(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return result, peak
+
+
+def test_read_path__20mb_single_line_is_skipped_without_many_copies(tmp_path):
+    size = 20 * 1024 * 1024
+    path = tmp_path / "huge.jsonl"
+    path.write_text(json.dumps({"title": "Huge", "abstract": "word " * (size // 5)}) + "\n")
+    result, peak = read_traced(path)
     assert result.papers == []
     assert "over the 20,000 limit" in result.skipped[0].reason
     # The line once plus the parsed string: well under the 10 copies feared.
@@ -341,12 +347,7 @@ def test_read_path__20mb_single_line_json_array_loads_every_entry(tmp_path):
     count = (20 * 1024 * 1024) // len(json.dumps(entry))
     path = tmp_path / "big.json"
     path.write_text(json.dumps([dict(entry, title=f"Paper {i}") for i in range(count)]))
-    tracemalloc.start()
-    try:
-        result = read_path(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    result, peak = read_traced(path)
     assert len(result.papers) == count and result.skipped == []
     assert peak < 4 * path.stat().st_size
 
@@ -357,12 +358,7 @@ def test_read_path__many_bad_lines_keep_the_first_100_and_count_the_rest(tmp_pat
     with path.open("w") as fh:
         for i in range(150_000):
             fh.write(f"Line {i} of a log that is not a paper and ends with a period.\n")
-    tracemalloc.start()
-    try:
-        result = read_path(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    result, peak = read_traced(path)
     assert result.entries == 150_000 and result.skipped_count == 150_000
     assert len(result.skipped) == 100 and result.skipped_more == 149_900
     assert [s.line for s in result.skipped[:3]] == [1, 2, 3]
