@@ -113,6 +113,7 @@ def test_browser__desktop_workspace(live_page, browser, tmp_path):
 
         # A comparison, side by side, each citation with its evidence on hover.
         _ask(page, COMPARE)
+        _chat_settled(page)  # the chat's own scroll after an answer would move the link from under the mouse
         first = page.locator("#chatbot .message.bot").first
         assert first.locator(".compare .side").count() == 2
         link = first.locator('a[href^="#src-"]').first
